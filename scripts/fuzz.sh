@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer harness built in BUILD_DIR for SECONDS each, on its committed corpus
+# (fuzz/corpus/<name>/) copied to a scratch directory so new inputs do not dirty the tree.
+set -euo pipefail
+build=${1:-build-fuzz}
+secs=${2:-20}
+root=$(cd "$(dirname "$0")/.." && pwd)
+shopt -s nullglob
+for bin in "$build"/fuzz_*; do
+  [ -x "$bin" ] || continue
+  name=$(basename "$bin")
+  work=$(mktemp -d)
+  if [ -d "$root/fuzz/corpus/$name" ]; then cp -r "$root/fuzz/corpus/$name/." "$work/"; fi
+  echo "fuzz: $name for ${secs}s"
+  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work" 2>&1 | tail -n 5
+  rm -rf "$work"
+done
