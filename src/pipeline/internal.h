@@ -1,0 +1,105 @@
+/* Internal: the processor's and the stream's state, shared by the files of src/pipeline. */
+#ifndef CK_PIPELINE_INTERNAL_H
+#define CK_PIPELINE_INTERNAL_H
+
+#include <chatkit/server.h>
+
+#include <stdatomic.h>
+
+struct ck_server {
+  ck_store *store;
+  const ck_attachment_store *attachments;
+  ck_handlers h;
+  ck_idgen_fn idgen;
+  void *idgen_ud;
+  ck_clock_fn clock;
+  void *clock_ud;
+};
+
+/* An assistant message content part while it streams: its text grows in a heap buffer so
+ * thousands of deltas cost amortised O(1) each instead of copying the whole text every time. */
+typedef struct ck__part {
+  ck_buf text;
+  ck_json *annotations; /* array in the stream arena */
+} ck__part;
+
+/* An item that was added but is not done yet (what a cancel may persist). */
+typedef struct ck__pending {
+  const char *id;   /* stream arena */
+  ck_json *item;    /* deep copy in the stream arena */
+  ck__part *parts;  /* assistant messages only (heap) */
+  size_t nparts;
+} ck__pending;
+
+struct ck_widget_stream {
+  ck_stream *s;
+  const char *id;
+  const char *created_at;
+  const char *copy_text;
+  ck_json *state; /* last state, in the stream arena */
+  struct ck_widget_stream *next;
+};
+
+struct ck_stream {
+  ck_server *srv;
+  const ck_ctx *ctx;
+  ck_arena *arena;   /* lives as long as the stream */
+  ck_arena *scratch; /* emptied after every emit */
+  ck_request req;
+  ck_json *thread;   /* the live thread metadata the handler may change */
+  ck_buf snapshot;   /* the thread object as serialised at the last change check */
+  ck_buf canonical;  /* its canonical form then (what was last saved or announced) */
+  ck_buf frame;      /* the SSE frame being built */
+  const ck_sink *sink;
+  atomic_bool cancelled;
+  size_t sent;
+  ck_error_info error;
+  /* How the handler asked its failure to be reported. */
+  bool fail_set;
+  const char *fail_code;
+  const char *fail_message;
+  bool fail_allow_retry;
+  ck__pending *pending; /* heap array */
+  size_t npending, cap_pending;
+  struct ck_widget_stream *widgets;
+};
+
+/** Emits a canonical event through the pipeline (persist, track, send, check the thread). */
+int ck__stream_emit(ck_stream *s, ck_json *event);
+
+/** Sends a canonical event without pipeline bookkeeping (prefix events and stream_options). */
+int ck__stream_send(ck_stream *s, const ck_json *event);
+
+/** Takes the snapshot the thread-change check compares against. */
+int ck__stream_snapshot(ck_stream *s);
+
+/** The thread-change check: saves a changed thread and sends thread.updated. */
+int ck__stream_check_thread(ck_stream *s);
+
+/** Frees the pending-item bookkeeping. */
+void ck__pending_clear(ck_stream *s);
+
+/** Tracks an added item. */
+int ck__pending_add(ck_stream *s, const ck_json *item);
+
+/** Forgets a pending item (done, replaced or removed). */
+void ck__pending_remove(ck_stream *s, const char *id);
+
+/** Applies a thread.item.updated update to the pending copy. */
+int ck__pending_update(ck_stream *s, const char *item_id, const ck_json *update);
+
+/** The pending items as they stand, as a JSON array from `a` (assistant texts materialised). */
+ck_json *ck__pending_items(ck_stream *s, ck_arena *a);
+
+/** Runs a non-streaming request (everything but the six streaming types). */
+int ck__process_json(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,
+                     ck_buf *body, ck_error_info *err);
+
+/** Sets an error: code and printf message. Returns the code. */
+int ck__set_error(ck_error_info *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** "limit or 20" as the reference computes it, clamped to int. */
+int ck__page_limit(const ck_json *params);
+
+#endif
