@@ -26,7 +26,9 @@ typedef struct ck__datetime {
 int ck__datetime_parse(const char *s, size_t n, ck__datetime *out);
 
 /** Interprets a Unix timestamp in seconds (may be fractional) as an aware UTC datetime,
- * as pydantic does for numbers. Returns 0, or -1 when out of range. */
+ * as pydantic does for numbers: like pydantic, a magnitude above 2e10 is read as milliseconds.
+ * The fraction is rounded to the nearest microsecond. Returns 0, or -1 when not finite or
+ * outside years 0001-9999. */
 int ck__datetime_from_unix(double seconds, ck__datetime *out);
 
 /** Writes the canonical text into `out` (CK_DATETIME_MAX bytes) and returns its length. */
