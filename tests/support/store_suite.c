@@ -209,10 +209,16 @@ static void test_thread_order(void **state) {
   save_thread(f, &ALICE, "t_off", "2025-01-01T00:00:03Z");
   assert_string_equal(threads_page(f, &ALICE, NULL, 10, CK_ORDER_ASC, &p),
                       "t_a,t_b1,t_b2,t_c,t_off");
-  /* A thread moved onto an equal timestamp keeps its creation order among the ties. */
+  /* A thread moved onto an equal timestamp keeps its creation order among the ties: t_a was
+   * created before t_b1, so it sorts first, and t_c (created first of all) before t_b1. */
   save_thread(f, &ALICE, "t_a", "2025-01-01T00:00:01");
   assert_string_equal(threads_page(f, &ALICE, NULL, 10, CK_ORDER_ASC, &p),
-                      "t_b1,t_b2,t_a,t_c,t_off");
+                      "t_a,t_b1,t_b2,t_c,t_off");
+  save_thread(f, &ALICE, "t_c", "2025-01-01T00:00:01");
+  assert_string_equal(threads_page(f, &ALICE, NULL, 10, CK_ORDER_ASC, &p),
+                      "t_c,t_a,t_b1,t_b2,t_off");
+  assert_string_equal(threads_page(f, &ALICE, NULL, 10, CK_ORDER_DESC, &p),
+                      "t_off,t_b2,t_b1,t_a,t_c");
 }
 
 /* The reference's threads.list example: 25 threads, pages of 20 then 5. */
