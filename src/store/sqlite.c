@@ -63,8 +63,10 @@ typedef enum stmt_id {
   ST_COUNT
 } stmt_id;
 
-/* The SQL of each statement. Every statement that touches a user's data names the user, so
- * isolation does not depend on the C code remembering an extra check. Paging compares the
+/* The SQL of each statement. Every statement that touches a user's data names the user (items
+ * through their thread's user_id), so isolation does not depend on the C code remembering an
+ * extra check; the thread checks that precede item writes make the answer precise
+ * (CK_ENOTFOUND) but are not what keeps users apart. Paging compares the
  * (created_us, seq) ordering key as a row value, which SQLite answers with a range scan of
  * the ordering index, and fetches one row more than the page to learn has_more. */
 static const char *const stmt_sql[ST_COUNT] = {
@@ -87,19 +89,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_THREADS_DESC] = "SELECT id, json FROM threads WHERE user_id = ?1"
                         " AND (created_us, seq) < (?2, ?3)"
                         " ORDER BY created_us DESC, seq DESC LIMIT ?4",
-    [ST_ITEM_UPDATE] = "UPDATE items SET type = ?3, json = ?4 WHERE thread_id = ?1 AND id = ?2",
+    [ST_ITEM_UPDATE] = "UPDATE items SET type = ?3, json = ?4 WHERE thread_id = ?1 AND id = ?2"
+                       " AND EXISTS (SELECT 1 FROM threads WHERE id = ?1 AND user_id = ?5)",
     [ST_ITEM_INSERT] = "INSERT INTO items(thread_id, id, created_us, seq, type, json)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6"
+                       " WHERE EXISTS (SELECT 1 FROM threads WHERE id = ?1 AND user_id = ?7)",
     [ST_ITEM_LOAD] = "SELECT i.json FROM items i JOIN threads t ON t.id = i.thread_id"
                      " WHERE i.thread_id = ?1 AND i.id = ?2 AND t.user_id = ?3",
     [ST_ITEM_DELETE] = "DELETE FROM items WHERE thread_id = ?1 AND id = ?2"
                        " AND EXISTS (SELECT 1 FROM threads WHERE id = ?1 AND user_id = ?3)",
-    [ST_ITEM_KEY] = "SELECT created_us, seq FROM items WHERE thread_id = ?1 AND id = ?2",
+    [ST_ITEM_KEY] = "SELECT i.created_us, i.seq FROM items i JOIN threads t ON t.id = i.thread_id"
+                    " WHERE i.thread_id = ?1 AND i.id = ?2 AND t.user_id = ?3",
     [ST_ITEMS_ASC] = "SELECT id, json FROM items WHERE thread_id = ?1"
                      " AND (created_us, seq) > (?2, ?3)"
+                     " AND EXISTS (SELECT 1 FROM threads WHERE id = ?1 AND user_id = ?5)"
                      " ORDER BY created_us ASC, seq ASC LIMIT ?4",
     [ST_ITEMS_DESC] = "SELECT id, json FROM items WHERE thread_id = ?1"
                       " AND (created_us, seq) < (?2, ?3)"
+                      " AND EXISTS (SELECT 1 FROM threads WHERE id = ?1 AND user_id = ?5)"
                       " ORDER BY created_us DESC, seq DESC LIMIT ?4",
     [ST_ATT_OWNER] = "SELECT user_id FROM attachments WHERE id = ?1",
     [ST_ATT_INSERT] = "INSERT INTO attachments(id, user_id, seq, json) VALUES (?1, ?2, ?3, ?4)",
@@ -332,15 +339,18 @@ static int owner_of(conn *c, stmt_id id, const char *rec_id, const char *user, b
   return rc;
 }
 
-/* Reads a (created_us, seq) key with statement `id` bound to (a, b). CK_ENOTFOUND without a
- * row. */
-static int read_key(conn *c, stmt_id id, const char *a, const char *b, int64_t key[2]) {
+/* Reads a (created_us, seq) key with statement `id` bound to (a, b[, u]). CK_ENOTFOUND without
+ * a row. */
+static int read_key(conn *c, stmt_id id, const char *a, const char *b, const char *u,
+                    int64_t key[2]) {
   sqlite3_stmt *st = stmt(c, id);
   if (st == NULL)
     return map_rc(sqlite3_errcode(c->db));
   int rc = bind_str(st, 1, a);
   if (rc == CK_OK)
     rc = bind_str(st, 2, b);
+  if (rc == CK_OK && u != NULL)
+    rc = bind_str(st, 3, u);
   if (rc == CK_OK) {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
@@ -415,9 +425,10 @@ static int run_page(sqlite3_stmt *st, ck_arena *a, int64_t want, ck_page *out) {
   return CK_OK;
 }
 
-/* Binds the scope, the cursor key and the row limit of a page query and runs it. */
-static int page_query(conn *c, stmt_id id, const char *scope, const int64_t key[2], int limit,
-                      ck_arena *a, ck_page *out) {
+/* Binds the scope (user id or thread id), the cursor key, the row limit and, for item pages,
+ * the user id (`user` when not NULL) of a page query and runs it. */
+static int page_query(conn *c, stmt_id id, const char *scope, const char *user,
+                      const int64_t key[2], int limit, ck_arena *a, ck_page *out) {
   sqlite3_stmt *st = stmt(c, id);
   if (st == NULL)
     return map_rc(sqlite3_errcode(c->db));
@@ -429,6 +440,8 @@ static int page_query(conn *c, stmt_id id, const char *scope, const int64_t key[
     rc = bind_i64(st, 3, key[1]);
   if (rc == CK_OK)
     rc = bind_i64(st, 4, want + 1);
+  if (rc == CK_OK && user != NULL)
+    rc = bind_str(st, 5, user);
   if (rc != CK_OK) {
     stmt_done(st);
     return rc;
@@ -456,28 +469,27 @@ static int sq_load_thread(ck_store *s, ck_arena *a, const char *thread_id, const
  * (has_key); a thread's order follows its current created_at, with its creation seq kept. */
 static int save_owned(sql_store *q, const ck__store_record *pr, const char *user, bool thread) {
   conn *c = &q->writer;
+  sqlite3_stmt *st = NULL;
+  bool found, mine;
+  int64_t seq = 0;
+  int i = 1;
   int rc = write_begin(q);
   if (rc != CK_OK)
     return rc;
-  bool found, mine;
-  sqlite3_stmt *st = NULL;
   rc = owner_of(c, thread ? ST_THREAD_OWNER : ST_ATT_OWNER, pr->id, user, &found, &mine);
-  if (rc != CK_OK)
-    goto done;
-  if (found && !mine) {
+  if (rc == CK_OK && found && !mine)
     rc = CK_ENOTFOUND; /* another user's id looks exactly like a missing record */
-    goto done;
-  }
-  int64_t seq = 0;
-  if (!found && (rc = next_seq(c, &seq)) != CK_OK)
-    goto done;
+  if (rc == CK_OK && !found)
+    rc = next_seq(c, &seq);
+  if (rc != CK_OK)
+    goto fail;
   st = stmt(c, thread ? (found ? ST_THREAD_UPDATE : ST_THREAD_INSERT)
                       : (found ? ST_ATT_UPDATE : ST_ATT_INSERT));
   if (st == NULL) {
     rc = map_rc(sqlite3_errcode(c->db));
-    goto done;
+    goto fail;
   }
-  int i = 1;
+  /* Parameters in order: id, user, [created_us for threads], [seq for inserts], json. */
   rc = bind_str(st, i++, pr->id);
   if (rc == CK_OK)
     rc = bind_str(st, i++, user);
@@ -487,8 +499,11 @@ static int save_owned(sql_store *q, const ck__store_record *pr, const char *user
     rc = bind_i64(st, i++, seq);
   if (rc == CK_OK)
     rc = bind_text(st, i++, pr->text.data, pr->text.len);
-  rc = rc == CK_OK ? exec_stmt(st) : (stmt_done(st), rc);
-done:
+  if (rc == CK_OK)
+    rc = exec_stmt(st);
+  else
+    stmt_done(st);
+fail:
   return write_end(q, rc);
 }
 
@@ -511,8 +526,10 @@ static int delete_with(sql_store *q, stmt_id id, const char *const *p, int np) {
   rc = st == NULL ? map_rc(sqlite3_errcode(q->writer.db)) : CK_OK;
   for (int i = 0; rc == CK_OK && i < np; i++)
     rc = bind_str(st, i + 1, p[i]);
-  if (st != NULL)
-    rc = rc == CK_OK ? exec_stmt(st) : (stmt_done(st), rc);
+  if (rc == CK_OK)
+    rc = exec_stmt(st);
+  else if (st != NULL)
+    stmt_done(st);
   return write_end(q, rc);
 }
 
@@ -534,10 +551,10 @@ static int sq_load_threads(ck_store *s, ck_arena *a, int limit, const char *afte
   /* One read transaction, so the cursor lookup and the page see the same snapshot. */
   int rc = exec_id(c, ST_BEGIN_READ);
   if (rc == CK_OK && !ck__store_no_cursor(after))
-    rc = read_key(c, ST_THREAD_KEY, after, user, key);
+    rc = read_key(c, ST_THREAD_KEY, after, user, NULL, key);
   if (rc == CK_OK)
-    rc = page_query(c, order == CK_ORDER_ASC ? ST_THREADS_ASC : ST_THREADS_DESC, user, key, limit,
-                    a, out);
+    rc = page_query(c, order == CK_ORDER_ASC ? ST_THREADS_ASC : ST_THREADS_DESC, user, NULL, key,
+                    limit, a, out);
   read_end(c);
   reader_put(q, c);
   return rc;
@@ -553,74 +570,101 @@ static int sq_load_thread_items(ck_store *s, ck_arena *a, const char *thread_id,
   int64_t key[2];
   int rc = exec_id(c, ST_BEGIN_READ);
   if (rc == CK_OK)
-    rc = read_key(c, ST_THREAD_KEY, thread_id, ck__store_user(ctx), key);
+    rc = read_key(c, ST_THREAD_KEY, thread_id, ck__store_user(ctx), NULL, key);
   start_key(order, key);
   if (rc == CK_OK && !ck__store_no_cursor(after))
-    rc = read_key(c, ST_ITEM_KEY, thread_id, after, key);
+    rc = read_key(c, ST_ITEM_KEY, thread_id, after, ck__store_user(ctx), key);
   if (rc == CK_OK)
-    rc = page_query(c, order == CK_ORDER_ASC ? ST_ITEMS_ASC : ST_ITEMS_DESC, thread_id, key, limit,
-                    a, out);
+    rc = page_query(c, order == CK_ORDER_ASC ? ST_ITEMS_ASC : ST_ITEMS_DESC, thread_id,
+                    ck__store_user(ctx), key, limit, a, out);
   read_end(c);
   reader_put(q, c);
+  return rc;
+}
+
+/* Replaces the text and type of an existing item (its created_us and seq, hence its place,
+ * stay). Sets *done when there was such an item. */
+static int item_update(conn *c, const char *thread_id, const ck__store_record *pr, const char *user,
+                       bool *done) {
+  sqlite3_stmt *st = stmt(c, ST_ITEM_UPDATE);
+  *done = false;
+  if (st == NULL)
+    return map_rc(sqlite3_errcode(c->db));
+  int rc = bind_str(st, 1, thread_id);
+  if (rc == CK_OK)
+    rc = bind_str(st, 2, pr->id);
+  if (rc == CK_OK)
+    rc = bind_str(st, 3, pr->type);
+  if (rc == CK_OK)
+    rc = bind_text(st, 4, pr->text.data, pr->text.len);
+  if (rc == CK_OK)
+    rc = bind_str(st, 5, user);
+  if (rc != CK_OK) {
+    stmt_done(st);
+    return rc;
+  }
+  rc = exec_stmt(st);
+  *done = rc == CK_OK && sqlite3_changes(c->db) > 0;
+  return rc;
+}
+
+/* Inserts a new item with the next sequence number. CK_ENOTFOUND when the thread is not the
+ * user's (the caller checked already; the statement re-checks so it cannot be misused). */
+static int item_insert(conn *c, const char *thread_id, const ck__store_record *pr,
+                       const char *user) {
+  int64_t seq;
+  int rc = next_seq(c, &seq);
+  if (rc != CK_OK)
+    return rc;
+  sqlite3_stmt *st = stmt(c, ST_ITEM_INSERT);
+  if (st == NULL)
+    return map_rc(sqlite3_errcode(c->db));
+  rc = bind_str(st, 1, thread_id);
+  if (rc == CK_OK)
+    rc = bind_str(st, 2, pr->id);
+  if (rc == CK_OK)
+    rc = bind_i64(st, 3, pr->created_us);
+  if (rc == CK_OK)
+    rc = bind_i64(st, 4, seq);
+  if (rc == CK_OK)
+    rc = bind_str(st, 5, pr->type);
+  if (rc == CK_OK)
+    rc = bind_text(st, 6, pr->text.data, pr->text.len);
+  if (rc == CK_OK)
+    rc = bind_str(st, 7, user);
+  if (rc != CK_OK) {
+    stmt_done(st);
+    return rc;
+  }
+  rc = exec_stmt(st);
+  if (rc == CK_OK && sqlite3_changes(c->db) == 0)
+    rc = CK_ENOTFOUND;
   return rc;
 }
 
 static int sq_save_item(ck_store *s, const char *thread_id, const ck_json *item,
                         const ck_ctx *ctx) {
   sql_store *q = (sql_store *)s;
-  conn *c = &q->writer;
+  const char *user = ck__store_user(ctx);
+  ck__store_record pr;
+  int64_t key[2];
+  bool replaced = false;
   if (thread_id == NULL)
     return CK_EINVAL;
-  ck__store_record pr;
   int rc = ck__store_record_prepare(item, CK__RECORD_ITEM, &pr);
   if (rc != CK_OK)
     return rc;
   rc = write_begin(q);
   if (rc != CK_OK)
-    goto out;
-  int64_t key[2];
-  rc = read_key(c, ST_THREAD_KEY, thread_id, ck__store_user(ctx), key);
-  if (rc != CK_OK)
-    goto done;
-  /* Replace first: an existing item keeps its created_us and seq, hence its place. */
-  sqlite3_stmt *st = stmt(c, ST_ITEM_UPDATE);
-  if (st == NULL) {
-    rc = map_rc(sqlite3_errcode(c->db));
-    goto done;
-  }
-  rc = bind_str(st, 1, thread_id);
+    goto fail;
+  /* Check the thread first so a missing thread is CK_ENOTFOUND, then replace or insert. */
+  rc = read_key(&q->writer, ST_THREAD_KEY, thread_id, user, NULL, key);
   if (rc == CK_OK)
-    rc = bind_str(st, 2, pr.id);
-  if (rc == CK_OK)
-    rc = bind_str(st, 3, pr.type);
-  if (rc == CK_OK)
-    rc = bind_text(st, 4, pr.text.data, pr.text.len);
-  rc = rc == CK_OK ? exec_stmt(st) : (stmt_done(st), rc);
-  if (rc != CK_OK || sqlite3_changes(c->db) > 0)
-    goto done;
-  int64_t seq;
-  if ((rc = next_seq(c, &seq)) != CK_OK)
-    goto done;
-  st = stmt(c, ST_ITEM_INSERT);
-  if (st == NULL) {
-    rc = map_rc(sqlite3_errcode(c->db));
-    goto done;
-  }
-  rc = bind_str(st, 1, thread_id);
-  if (rc == CK_OK)
-    rc = bind_str(st, 2, pr.id);
-  if (rc == CK_OK)
-    rc = bind_i64(st, 3, pr.created_us);
-  if (rc == CK_OK)
-    rc = bind_i64(st, 4, seq);
-  if (rc == CK_OK)
-    rc = bind_str(st, 5, pr.type);
-  if (rc == CK_OK)
-    rc = bind_text(st, 6, pr.text.data, pr.text.len);
-  rc = rc == CK_OK ? exec_stmt(st) : (stmt_done(st), rc);
-done:
+    rc = item_update(&q->writer, thread_id, &pr, user, &replaced);
+  if (rc == CK_OK && !replaced)
+    rc = item_insert(&q->writer, thread_id, &pr, user);
   rc = write_end(q, rc);
-out:
+fail:
   ck__store_record_clear(&pr);
   return rc;
 }
