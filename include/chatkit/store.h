@@ -59,11 +59,13 @@ typedef struct ck_store ck_store;
  * start, otherwise the page starts just after the record with that id, and an id not in the
  * list is CK_ENOTFOUND. The page holds the next `limit` records (limit <= 0 gives an empty
  * page); has_more says whether more follow, and page->after is then the id of the page's last
- * record. Writes: add_thread_item and save_item both insert or replace by id within the thread;
- * a replaced item keeps its original place in the order even if its created_at or type
- * changed. Deletes are silent when the record does not exist; deleting a thread deletes its
- * items but not attachment records. Every function returns CK_OK, CK_ENOTFOUND, CK_ENOMEM,
- * CK_EINVAL (a record that is not a valid object) or CK_ESTORE (the backend failed). */
+ * record (NULL when the page is empty). Writes: add_thread_item and save_item both insert or
+ * replace by id within the thread; a replaced item keeps its original place in the order even
+ * if its created_at or type changed. A saved thread is ordered by its current created_at,
+ * ties by when the thread was first created. Deletes are silent when the record does not
+ * exist; deleting a thread deletes its items but not attachment records. Every function
+ * returns CK_OK, CK_ENOTFOUND, CK_ENOMEM, CK_EINVAL (a record that is not a valid object) or
+ * CK_ESTORE (the backend failed). */
 typedef struct ck_store_vtable {
   /** Loads a thread's metadata. CK_ENOTFOUND when missing or not this user's. */
   int (*load_thread)(ck_store *s, ck_arena *a, const char *thread_id, const ck_ctx *ctx,
@@ -90,7 +92,8 @@ typedef struct ck_store_vtable {
   /** Deletes one item. */
   int (*delete_thread_item)(ck_store *s, const char *thread_id, const char *item_id,
                             const ck_ctx *ctx);
-  /** Inserts or replaces an attachment record (with its metadata). */
+  /** Inserts or replaces an attachment record (with its metadata), owned by ctx->user_id.
+   * Saving an attachment id that belongs to another user is CK_ENOTFOUND. */
   int (*save_attachment)(ck_store *s, const ck_json *attachment, const ck_ctx *ctx);
   /** Loads an attachment record. */
   int (*load_attachment)(ck_store *s, ck_arena *a, const char *attachment_id, const ck_ctx *ctx,
