@@ -82,7 +82,7 @@ int ck_buf_putc(ck_buf *b, char c);
 int ck_buf_printf(ck_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Appends vprintf-formatted text. */
-int ck_buf_vprintf(ck_buf *b, const char *fmt, va_list ap);
+int ck_buf_vprintf(ck_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /** Hands the heap memory to the caller (free() it) and leaves the buffer empty. Returns an
  * empty heap string rather than NULL when the buffer is empty; NULL only when out of memory.
