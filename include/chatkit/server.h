@@ -236,6 +236,44 @@ const char *ck_stream_now(ck_stream *s);
 /** The default cancellation routine (see ck_handlers.stream_cancelled). */
 int ck_stream_default_cancel(ck_stream *s, const ck_json *pending);
 
+/* ---- Inside handlers: assistant text, progress and workflows ------------------------------- */
+
+/** Emits {"type":"progress_update","icon"?,"text"}: an ephemeral status line. `icon` may be
+ * NULL. */
+int ck_stream_progress(ck_stream *s, const char *icon, const char *text);
+
+typedef struct ck_assistant ck_assistant;
+
+/** Starts an assistant message: emits thread.item.added (empty content) and a content part.
+ * `id` NULL generates a "message" id. `*out` is owned by the stream. */
+int ck_assistant_begin(ck_stream *s, const char *id, ck_assistant **out);
+
+/** Streams `len` bytes of text (valid UTF-8) as a text_delta of the current part. */
+int ck_assistant_delta(ck_assistant *m, const char *text, size_t len);
+
+/** Finishes the message: emits content_part.done and thread.item.done with the whole text. */
+int ck_assistant_end(ck_assistant *m);
+
+/** The text streamed so far (NUL-terminated, owned by the message). */
+const char *ck_assistant_text(const ck_assistant *m, size_t *len);
+
+/** Starts a workflow of `type` ("custom" or "reasoning") as the reference's start_workflow
+ * does: a reasoning workflow is announced at once, a custom one with its first task. Ends an
+ * open workflow first. */
+int ck_workflow_start(ck_stream *s, const char *type);
+
+/** Appends a task (validated as a workflow task) to the open workflow, starting a custom one if
+ * none is open; emits the deferred thread.item.added or a workflow.task.added update. */
+int ck_workflow_add_task(ck_stream *s, const ck_json *task);
+
+/** Replaces task `index` of the open workflow and emits workflow.task.updated. CK_ESTATE when
+ * no workflow is open or the index is out of range. */
+int ck_workflow_update_task(ck_stream *s, const ck_json *task, size_t index);
+
+/** Ends the open workflow (no-op when none): sets `summary` (NULL: {"duration": whole seconds
+ * since the workflow started}) and `expanded`, and emits thread.item.done. */
+int ck_workflow_end(ck_stream *s, const ck_json *summary, bool expanded);
+
 /* ---- Inside handlers: widgets --------------------------------------------------------------- */
 
 /** Streams a finished widget: one thread.item.done with a new widget item (id of kind

@@ -40,6 +40,22 @@ struct ck_widget_stream {
   struct ck_widget_stream *next;
 };
 
+struct ck_assistant {
+  ck_stream *s;
+  const char *id;
+  const char *created_at;
+  ck_buf text;
+  bool ended;
+  struct ck_assistant *next;
+};
+
+/* The open workflow of a stream (the reference's AgentContext.workflow_item). */
+typedef struct ck__workflow {
+  ck_json *item;      /* the workflow item, in the stream arena */
+  int64_t started_us; /* clock value at start, for the duration summary */
+  bool announced;     /* thread.item.added was sent */
+} ck__workflow;
+
 struct ck_stream {
   ck_server *srv;
   const ck_ctx *ctx;
@@ -62,6 +78,8 @@ struct ck_stream {
   ck__pending *pending; /* heap array */
   size_t npending, cap_pending;
   struct ck_widget_stream *widgets;
+  struct ck_assistant *messages; /* assistant helpers, freed with the stream */
+  ck__workflow workflow;
 };
 
 /** Emits a canonical event through the pipeline (persist, track, send, check the thread). */

@@ -79,6 +79,8 @@ void ck_stream_free(ck_stream *s) {
   if (s == NULL)
     return;
   ck__pending_clear(s);
+  for (struct ck_assistant *m = s->messages; m != NULL; m = m->next)
+    ck_buf_free(&m->text);
   ck_buf_free(&s->snapshot);
   ck_buf_free(&s->canonical);
   ck_buf_free(&s->frame);
