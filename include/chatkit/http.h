@@ -58,10 +58,10 @@ typedef struct ck_http_request {
   size_t header_count;
   const char *body; /* decoded body (chunked encoding removed), NUL-terminated; "" if none */
   size_t body_len;
-  const char *peer;  /* the peer address, "127.0.0.1:5000" or "[::1]:5000" */
-  const char *id;    /* a request id unique across servers and processes */
-  int http_minor;    /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
-  ck_arena *arena;   /* the request's arena; the handler may allocate from it too */
+  const char *peer; /* the peer address, "127.0.0.1:5000" or "[::1]:5000" */
+  const char *id;   /* a request id unique across servers and processes */
+  int http_minor;   /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+  ck_arena *arena;  /* the request's arena; the handler may allocate from it too */
 } ck_http_request;
 
 /* Called on the loop thread for every complete request. The handler owns one reference. */
@@ -80,19 +80,19 @@ typedef void (*ck_http_log_fn)(void *ud, int level, const char *request_id, cons
 
 /* Limits and timeouts. A field left at 0 takes its default (in brackets). */
 typedef struct ck_http_config {
-  size_t max_header_bytes;      /* request line + headers (and trailers) [16 KiB] -> 431 */
-  size_t max_headers;           /* header count [64] -> 431 */
-  size_t max_body_bytes;        /* decoded body [1 MiB] -> 413 */
-  size_t max_pipeline_bytes;    /* unparsed bytes kept while a request is served [64 KiB] */
-  size_t max_write_queue_bytes; /* unsent response bytes per connection [1 MiB] */
-  unsigned max_connections;     /* open connections; more are answered 503 [10000] */
-  uint64_t header_timeout_ms;   /* the whole head must arrive within this [10 s] */
-  uint64_t body_timeout_ms;     /* the whole body must arrive within this [30 s] */
+  size_t max_header_bytes;       /* request line + headers (and trailers) [16 KiB] -> 431 */
+  size_t max_headers;            /* header count [64] -> 431 */
+  size_t max_body_bytes;         /* decoded body [1 MiB] -> 413 */
+  size_t max_pipeline_bytes;     /* unparsed bytes kept while a request is served [64 KiB] */
+  size_t max_write_queue_bytes;  /* unsent response bytes per connection [1 MiB] */
+  unsigned max_connections;      /* open connections; more are answered 503 [10000] */
+  uint64_t header_timeout_ms;    /* the whole head must arrive within this [10 s] */
+  uint64_t body_timeout_ms;      /* the whole body must arrive within this [30 s] */
   uint64_t keepalive_timeout_ms; /* idle time between requests [60 s] */
-  uint64_t linger_timeout_ms;   /* wait for the peer's FIN after our last byte [2 s] */
-  int backlog;                  /* listen backlog [511] */
-  int reuseport;                /* nonzero: set SO_REUSEPORT so several loops share a port */
-  ck_http_log_fn log;           /* optional log sink; NULL: the layer is silent */
+  uint64_t linger_timeout_ms;    /* wait for the peer's FIN after our last byte [2 s] */
+  int backlog;                   /* listen backlog [511] */
+  int reuseport;                 /* nonzero: set SO_REUSEPORT so several loops share a port */
+  ck_http_log_fn log;            /* optional log sink; NULL: the layer is silent */
   void *log_ud;
   int log_level; /* lowest level passed to `log` [CK_HTTP_LOG_DEBUG] */
 } ck_http_config;
@@ -156,8 +156,7 @@ int ck_http_respond(ck_http_request *req, int status, const char *content_type, 
 /** Sends `{"error":{"code":"<code>","message":"<message>"}}` as application/json with
  * `status`. Both strings are escaped as JSON strings (invalid UTF-8 becomes U+FFFD). Returns
  * the same codes as ck_http_respond. */
-int ck_http_respond_error(ck_http_request *req, int status, const char *code,
-                          const char *message);
+int ck_http_respond_error(ck_http_request *req, int status, const char *code, const char *message);
 
 /** Sends the response head of a streamed response and keeps the response open. HTTP/1.1 peers
  * get Transfer-Encoding: chunked; HTTP/1.0 peers get raw bytes and the connection closes at the

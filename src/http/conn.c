@@ -272,13 +272,20 @@ void ck__http_conn_send_error(ck__http_conn *c, int status, const char *code, co
 
 static const char *error_code(int status) {
   switch (status) {
-  case 413: return "payload_too_large";
-  case 417: return "expectation_failed";
-  case 431: return "headers_too_large";
-  case 501: return "not_implemented";
-  case 503: return "unavailable";
-  case 505: return "http_version_not_supported";
-  default: return "bad_request";
+  case 413:
+    return "payload_too_large";
+  case 417:
+    return "expectation_failed";
+  case 431:
+    return "headers_too_large";
+  case 501:
+    return "not_implemented";
+  case 503:
+    return "unavailable";
+  case 505:
+    return "http_version_not_supported";
+  default:
+    return "bad_request";
   }
 }
 
@@ -365,8 +372,7 @@ static void pending_append(ck__http_conn *c, const char *data, size_t len) {
 }
 
 static void drain_pending(ck__http_conn *c) {
-  while (c->pend_off < c->pending.len && c->req == NULL && !c->closing && !c->dead &&
-         !c->closed) {
+  while (c->pend_off < c->pending.len && c->req == NULL && !c->closing && !c->dead && !c->closed) {
     size_t used = process(c, c->pending.data + c->pend_off, c->pending.len - c->pend_off);
     c->pend_off += used;
     if (used == 0)

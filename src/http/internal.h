@@ -35,12 +35,12 @@ typedef struct ck__http_req {
   void *abort_ud;
   uint8_t refs;
   uint8_t state;
-  unsigned keep_alive : 1;    /* what the client asked for (HTTP/1.0/1.1 rules) */
-  unsigned is_head : 1;       /* HEAD: never send a body */
-  unsigned aborted : 1;       /* the peer left before the response was complete */
-  unsigned released : 1;      /* the handler dropped its reference */
-  unsigned chunked : 1;       /* the streamed response uses chunked encoding */
-  unsigned close_after : 1;   /* the response said Connection: close */
+  unsigned keep_alive : 1;  /* what the client asked for (HTTP/1.0/1.1 rules) */
+  unsigned is_head : 1;     /* HEAD: never send a body */
+  unsigned aborted : 1;     /* the peer left before the response was complete */
+  unsigned released : 1;    /* the handler dropped its reference */
+  unsigned chunked : 1;     /* the streamed response uses chunked encoding */
+  unsigned close_after : 1; /* the response said Connection: close */
   unsigned expect_continue : 1;
 } ck__http_req;
 
@@ -96,8 +96,7 @@ void ck__http_parser_free(ck__http_parser *p);
 
 /** Consumes bytes of `data` until an event or the end. `*used` receives how many bytes were
  * consumed; the rest must be fed again (after a resume for the CONTINUE and REQUEST events). */
-ck__http_event ck__http_parser_feed(ck__http_parser *p, const char *data, size_t len,
-                                    size_t *used);
+ck__http_event ck__http_parser_feed(ck__http_parser *p, const char *data, size_t len, size_t *used);
 
 /** After CK__HTTP_EV_REQUEST: hands the request (and the parser's reference) to the caller. */
 ck__http_req *ck__http_parser_take(ck__http_parser *p);
@@ -155,11 +154,11 @@ struct ck__http_conn {
   size_t pend_off;
   uint8_t timer_kind;
   uint8_t handles_open;
-  unsigned counted : 1;   /* counts against max_connections */
-  unsigned closing : 1;   /* graceful close started: our last byte is queued */
-  unsigned closed : 1;    /* uv_close called */
-  unsigned dead : 1;      /* the peer is gone or misbehaved; close from the timer */
-  unsigned peer_eof : 1;  /* we saw EOF */
+  unsigned counted : 1;  /* counts against max_connections */
+  unsigned closing : 1;  /* graceful close started: our last byte is queued */
+  unsigned closed : 1;   /* uv_close called */
+  unsigned dead : 1;     /* the peer is gone or misbehaved; close from the timer */
+  unsigned peer_eof : 1; /* we saw EOF */
   unsigned in_process : 1;
   unsigned read_stopped : 1;
 };

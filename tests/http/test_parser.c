@@ -85,8 +85,7 @@ static void test_errors(void **state) {
   assert_int_equal(status_of("GET / HTTP/1.1\r\nExpect: nope\r\n\r\n"), 417);
   assert_int_equal(status_of("CONNECT a:1 HTTP/1.1\r\n\r\n"), 501);
   assert_int_equal(
-      status_of("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-      400);
+      status_of("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
 }
 
 static void test_chunked_cap(void **state) {
@@ -134,8 +133,8 @@ static void test_http10(void **state) {
 static void test_json_error(void **state) {
   ck_buf b;
   ck_buf_init(&b, 0);
-  assert_int_equal(ck__http_json_error(&b, "c\"1", "a\\b\n\x01 \xC3\xA9 \xFF \xC0\xAF \xED\xA0\x80"),
-                   CK_OK);
+  assert_int_equal(
+      ck__http_json_error(&b, "c\"1", "a\\b\n\x01 \xC3\xA9 \xFF \xC0\xAF \xED\xA0\x80"), CK_OK);
   assert_string_equal(b.data, "{\"error\":{\"code\":\"c\\\"1\",\"message\":\"a\\\\b\\n\\u0001 "
                               "\xC3\xA9 \xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBD\"}}");
   ck_buf_free(&b);
