@@ -161,6 +161,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status) {
   free(sr);
   if (status == UV_ECANCELED || c->closed)
     return;
+  c->shut_done = 1;
   /* Our last byte is out. Wait for the peer's FIN (bounded by the linger timer), because
    * closing with unread input makes the kernel send a reset that can destroy the response
    * before the client has read it. */
@@ -197,7 +198,8 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 int ck__http_conn_write(ck__http_conn *c, const uv_buf_t *bufs, unsigned nbufs) {
-  if (c == NULL || c->closed || c->dead)
+  /* After a graceful close started, our FIN is queued: nothing may follow it. */
+  if (c == NULL || c->closed || c->dead || c->closing)
     return CK_ECANCELLED;
   size_t total = 0;
   for (unsigned i = 0; i < nbufs; i++)
@@ -412,11 +414,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->peer_eof = 1;
     if (!c->closing && c->req != NULL)
       ck__http_log(srv, CK_HTTP_LOG_DEBUG, req_id(c), "peer left: %s", uv_strerror((int)nread));
-    /* Whether lingering or serving, the peer is gone: close, which fires on_abort if the
-     * response was not complete. */
     if (!c->closed) {
       stop_reading(c);
-      ck__http_conn_close_now(c);
+      /* While lingering, a plain EOF means the client read what it wanted; still let our
+       * queued bytes drain (on_shutdown closes) rather than cancel them. Otherwise the peer is
+       * gone: close, which fires on_abort if the response was not complete. */
+      if (!(c->closing && !c->shut_done && nread == UV_EOF))
+        ck__http_conn_close_now(c);
     }
   }
   if (buf->base == srv->read_buf)

@@ -154,11 +154,12 @@ struct ck__http_conn {
   size_t pend_off;
   uint8_t timer_kind;
   uint8_t handles_open;
-  unsigned counted : 1;  /* counts against max_connections */
-  unsigned closing : 1;  /* graceful close started: our last byte is queued */
-  unsigned closed : 1;   /* uv_close called */
-  unsigned dead : 1;     /* the peer is gone or misbehaved; close from the timer */
-  unsigned peer_eof : 1; /* we saw EOF */
+  unsigned counted : 1;   /* counts against max_connections */
+  unsigned closing : 1;   /* graceful close started: our last byte is queued */
+  unsigned closed : 1;    /* uv_close called */
+  unsigned dead : 1;      /* the peer is gone or misbehaved; close from the timer */
+  unsigned peer_eof : 1;  /* we saw EOF */
+  unsigned shut_done : 1; /* our shutdown completed: every queued byte was sent */
   unsigned in_process : 1;
   unsigned read_stopped : 1;
 };
