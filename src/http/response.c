@@ -152,7 +152,7 @@ static int connection_header(ck__http_req *r, int force_close) {
 
 int ck_http_respond(ck_http_request *req, int status, const char *content_type, const void *body,
                     size_t len, const ck_http_header *extra) {
-  if (req == NULL)
+  if (req == NULL || (body == NULL && len > 0))
     return CK_EINVAL;
   ck__http_req *r = (ck__http_req *)req;
   int rc = can_begin(r, status, content_type, extra);

@@ -40,7 +40,8 @@ typedef struct fixture {
   ck_http_request *held;
   int aborts;
   uint64_t abort_ns;
-  int holds; /* requests the handler has parked in `held` */
+  int holds;    /* requests the handler has parked in `held` */
+  int requests; /* handler calls */
   int closed;
   int flood_rc;
   int abort_respond_rc;
@@ -153,6 +154,9 @@ static void on_delayed(uv_timer_t *t) {
 
 static void handler(ck_http_request *req, void *ud) {
   const char *p = req->path;
+  pthread_mutex_lock(&fx.mu);
+  fx.requests++;
+  pthread_mutex_unlock(&fx.mu);
   if (strcmp(p, "/echo") == 0) {
     char *text = ck_arena_printf(req->arena, "%s %s?%s len=%zu\n%s", req->method, req->path,
                                  req->query, req->body_len, req->body);
@@ -662,6 +666,9 @@ static void test_abort_when_idle(void **state) {
   check_abort_latency("GET /hold HTTP/1.1\r\n\r\n");        /* nothing sent at all */
   /* Bytes sent after the request (the next pipelined one) are buffered, not dispatched. */
   check_abort_latency("GET /hold HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+  pthread_mutex_lock(&fx.mu);
+  assert_int_equal(fx.requests, 3);
+  pthread_mutex_unlock(&fx.mu);
   stop_server();
 }
 
