@@ -11,6 +11,7 @@ extern "C" {
 #endif
 
 typedef enum ck_err {
+  CK_PENDING = 1, /* not an error: the work goes on asynchronously (see ck_stream_drain) */
   CK_OK = 0,
   CK_ENOMEM = -1,       /* an allocation failed */
   CK_EINVAL = -2,       /* invalid request or argument (bad JSON, schema violation, ...) */

@@ -189,6 +189,50 @@ size_t ck_stream_events_sent(const ck_stream *s);
 /** Frees a stream. NULL is a no-op. */
 void ck_stream_free(ck_stream *s);
 
+/* ---- Asynchronous handlers ---------------------------------------------------------------- */
+
+/* A handler that waits on the network or a timer should not hold a worker thread. It arranges
+ * for its events to be produced elsewhere (typically on the event loop) and returns CK_PENDING
+ * from respond or action; ck_stream_run then returns CK_PENDING too. The producer feeds events
+ * with ck_stream_push / ck_stream_push_canonical from any thread and finishes with
+ * ck_stream_push_end or ck_stream_push_fail, after which it must not touch the stream. The
+ * stream's owner learns through the notify callback that queued events wait, and calls
+ * ck_stream_drain on a thread that may block (the store is called there); one stream is never
+ * drained by two threads at once. When the consumer goes away, the on_cancel callback tells the
+ * producer to stop; it still ends with ck_stream_push_end. */
+
+/** Sets the callback that asks the owner to call ck_stream_drain soon. It runs on the thread
+ * that pushed, without locks held, at most once per drain. */
+void ck_stream_set_notify(ck_stream *s, void (*notify)(void *ud, ck_stream *s), void *ud);
+
+/** Sets the callback that tells an asynchronous producer to stop: the consumer left, or an
+ * event failed to persist. It runs once, on whichever thread noticed. */
+void ck_stream_on_cancel(ck_stream *s, void (*cb)(void *ud), void *ud);
+
+/** Queues an event in any reference-compatible form (it is copied and validated when drained).
+ * Returns CK_OK, CK_ECANCELLED (the consumer left: stop producing), CK_ESTATE (already ended)
+ * or CK_ENOMEM. Thread-safe. */
+int ck_stream_push(ck_stream *s, const ck_json *event);
+
+/** Queues an event that is already canonical (built with the protocol builders). */
+int ck_stream_push_canonical(ck_stream *s, const ck_json *event);
+
+/** Ends the asynchronous handler successfully. Thread-safe. */
+int ck_stream_push_end(ck_stream *s);
+
+/** Ends the asynchronous handler with a failure: with a `message`, a custom error event
+ * ({"code":"custom","message",...}); otherwise an error event with `code` (NULL:
+ * "stream.error"). `allow_retry` < 0 picks the code's default. Thread-safe. */
+int ck_stream_push_fail(ck_stream *s, const char *code, const char *message, int allow_retry);
+
+/** Processes queued events. Returns CK_PENDING while the handler goes on, otherwise the final
+ * result, as ck_stream_run would. */
+int ck_stream_drain(ck_stream *s);
+
+/** Waits up to `ms` milliseconds, returning early with CK_ECANCELLED when the consumer leaves.
+ * For blocking handlers that pace their output. */
+int ck_stream_sleep(ck_stream *s, int ms);
+
 /* ---- Inside handlers: emitting events ------------------------------------------------------- */
 
 /** The thread being worked on: its metadata object, mutable. Changes (title, status, metadata,

@@ -4,6 +4,7 @@
 
 #include <chatkit/server.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct ck_server {
@@ -56,6 +57,16 @@ typedef struct ck__workflow {
   bool announced;     /* thread.item.added was sent */
 } ck__workflow;
 
+/* An event queued by an asynchronous handler, as serialised JSON, or the end marker. */
+typedef struct ck__queued {
+  struct ck__queued *next;
+  bool end;       /* the handler finished; `rc` is its result */
+  int rc;
+  bool canonical; /* built with the protocol builders: skip validation */
+  size_t len;
+  char json[];    /* the event text (NUL-terminated) */
+} ck__queued;
+
 struct ck_stream {
   ck_server *srv;
   const ck_ctx *ctx;
@@ -80,6 +91,18 @@ struct ck_stream {
   struct ck_widget_stream *widgets;
   struct ck_assistant *messages; /* assistant helpers, freed with the stream */
   ck__workflow workflow;
+  /* Asynchronous handlers: the queue is shared with producer threads under `mu`. */
+  pthread_mutex_t mu;
+  pthread_cond_t wake; /* signalled on cancel, for ck_stream_sleep */
+  ck__queued *qhead, *qtail;
+  int async_error;      /* an event failed to persist: the rest is dropped */
+  bool async;           /* the handler returned CK_PENDING and has not ended */
+  bool draining;        /* a drain is running or scheduled: pushes do not notify */
+  bool ended;           /* the end marker was pushed */
+  void (*notify)(void *ud, ck_stream *s);
+  void *notify_ud;
+  void (*on_cancel)(void *ud);
+  void *on_cancel_ud;
 };
 
 /** Emits a canonical event through the pipeline (persist, track, send, check the thread). */
@@ -108,6 +131,21 @@ int ck__pending_update(ck_stream *s, const char *item_id, const ck_json *update)
 
 /** The pending items as they stand, as a JSON array from `a` (assistant texts materialised). */
 ck_json *ck__pending_items(ck_stream *s, ck_arena *a);
+
+/** Runs the cancellation routine (the handler's or the default); returns CK_ECANCELLED. */
+int ck__run_cancel(ck_stream *s);
+
+/** Ends the pipeline after the handler's events with the handler's result `rc`. */
+int ck__pipeline_finish(ck_stream *s, int rc);
+
+/** Asynchronous handlers (async.c): called around the handler call, and when it returned
+ * CK_PENDING. */
+void ck__async_enter(ck_stream *s);
+void ck__async_leave(ck_stream *s);
+int ck__async_started(ck_stream *s);
+
+/** Frees queued asynchronous events. */
+void ck__async_clear(ck_stream *s);
 
 /** Runs a non-streaming request (everything but the six streaming types). */
 int ck__process_json(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,

@@ -31,10 +31,6 @@ ck_arena *ck_stream_arena(ck_stream *s) {
   return s->arena;
 }
 
-void ck_stream_cancel(ck_stream *s) {
-  atomic_store(&s->cancelled, true);
-}
-
 bool ck_stream_is_cancelled(const ck_stream *s) {
   return atomic_load(&((ck_stream *)s)->cancelled);
 }
@@ -79,6 +75,9 @@ void ck_stream_free(ck_stream *s) {
   if (s == NULL)
     return;
   ck__pending_clear(s);
+  ck__async_clear(s);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->wake);
   for (struct ck_assistant *m = s->messages; m != NULL; m = m->next)
     ck_buf_free(&m->text);
   ck_buf_free(&s->snapshot);

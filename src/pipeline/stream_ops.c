@@ -5,6 +5,7 @@
 #include <chatkit/error.h>
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 int ck_server_process(ck_server *srv, const char *body, size_t len, const ck_ctx *ctx,
@@ -39,6 +40,13 @@ int ck_server_process(ck_server *srv, const char *body, size_t len, const ck_ctx
     s->arena = a;
     s->req = req;
     atomic_init(&s->cancelled, false);
+    pthread_mutex_init(&s->mu, NULL);
+    /* ck_stream_sleep measures its deadline on the monotonic clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
     ck_buf_init(&s->snapshot, 0);
     ck_buf_init(&s->canonical, 0);
     ck_buf_init(&s->frame, 0);
@@ -73,7 +81,7 @@ typedef struct handler_args {
   ck_json *first_event;        /* sent through the pipeline before the handler runs */
 } handler_args;
 
-static int run_cancel(ck_stream *s) {
+int ck__run_cancel(ck_stream *s) {
   ck_json *pending = ck__pending_items(s, s->arena);
   if (pending == NULL)
     return CK_ENOMEM;
@@ -93,8 +101,36 @@ static int call_handler(ck_stream *s, const handler_args *args) {
   return h->action ? h->action(h->ud, s, args->action, args->sender) : CK_EUNSUPPORTED;
 }
 
-/* protocol.md §6: stream_options, the handler's events, errors as an error event, the final
- * thread-change check; the cancellation routine when the consumer goes away. */
+/* protocol.md §6.6/§6.3: the end of the handler's events. An error becomes one error event
+ * (only what the handler chose to say reaches the client; any other failure is the reference's
+ * generic, retryable stream.error), then the final thread-change check runs; a consumer that
+ * went away gets the cancellation routine instead. */
+int ck__pipeline_finish(ck_stream *s, int rc) {
+  if (rc == CK_ECANCELLED || ck_stream_is_cancelled(s)) {
+    ck_stream_cancel(s);
+    return ck__run_cancel(s);
+  }
+  if (rc != CK_OK) {
+    const char *code = s->fail_set ? s->fail_code : "stream.error";
+    const char *msg = s->fail_set ? s->fail_message : NULL;
+    bool retry = s->fail_set ? s->fail_allow_retry : true;
+    s->fail_set = false;
+    ck_json *err = ck_event_error(s->scratch, code, msg, retry);
+    rc = err ? ck__stream_emit(s, err) : CK_ENOMEM;
+    if (rc == CK_ECANCELLED)
+      return ck__run_cancel(s);
+    if (rc != CK_OK)
+      return rc;
+  }
+  rc = ck__stream_check_thread(s);
+  ck_arena_reset(s->scratch);
+  if (rc == CK_ECANCELLED)
+    return ck__run_cancel(s);
+  return rc;
+}
+
+/* protocol.md §6: stream_options, the handler's events, then ck__pipeline_finish. A handler
+ * that returns CK_PENDING goes on asynchronously (see async.c). */
 static int run_pipeline(ck_stream *s, const handler_args *args) {
   bool allow_cancel = true;
   int rc;
@@ -114,7 +150,7 @@ static int run_pipeline(ck_stream *s, const handler_args *args) {
   rc = ck__stream_send(s, ev);
   ck_arena_reset(s->scratch);
   if (rc == CK_ECANCELLED)
-    return run_cancel(s);
+    return ck__run_cancel(s);
   if (rc != CK_OK)
     return rc;
   rc = ck__stream_snapshot(s);
@@ -122,31 +158,14 @@ static int run_pipeline(ck_stream *s, const handler_args *args) {
     return rc;
 
   rc = args->first_event ? ck__stream_emit(s, args->first_event) : CK_OK;
-  if (rc == CK_OK)
+  if (rc == CK_OK) {
+    ck__async_enter(s);
     rc = call_handler(s, args);
-  if (rc == CK_ECANCELLED || ck_stream_is_cancelled(s)) {
-    ck_stream_cancel(s);
-    return run_cancel(s);
+    if (rc == CK_PENDING)
+      return ck__async_started(s);
+    ck__async_leave(s);
   }
-  if (rc != CK_OK) {
-    /* Only what the handler chose to say reaches the client; any other failure is the
-     * reference's generic, retryable stream.error. */
-    const char *code = s->fail_set ? s->fail_code : "stream.error";
-    const char *msg = s->fail_set ? s->fail_message : NULL;
-    bool retry = s->fail_set ? s->fail_allow_retry : true;
-    s->fail_set = false;
-    ck_json *err = ck_event_error(s->scratch, code, msg, retry);
-    rc = err ? ck__stream_emit(s, err) : CK_ENOMEM;
-    if (rc == CK_ECANCELLED)
-      return run_cancel(s);
-    if (rc != CK_OK)
-      return rc;
-  }
-  rc = ck__stream_check_thread(s);
-  ck_arena_reset(s->scratch);
-  if (rc == CK_ECANCELLED)
-    return run_cancel(s);
-  return rc;
+  return ck__pipeline_finish(s, rc);
 }
 
 /* ---- Prefix steps ---- */
@@ -488,7 +507,7 @@ int ck_stream_run(ck_stream *s, const ck_sink *sink) {
     rc = CK_EINVAL;
     break;
   }
-  if (rc != CK_OK && rc != CK_ECANCELLED && s->error.code == CK_OK)
+  if (rc != CK_OK && rc != CK_ECANCELLED && rc != CK_PENDING && s->error.code == CK_OK)
     ck__set_error(&s->error, rc, "%s", ck_strerror(rc));
   return rc;
 }

@@ -5,6 +5,8 @@ const char *ck_strerror(int err) {
   switch (err) {
   case CK_OK:
     return "success";
+  case CK_PENDING:
+    return "in progress";
   case CK_ENOMEM:
     return "out of memory";
   case CK_EINVAL:

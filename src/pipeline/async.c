@@ -1,0 +1,228 @@
+/* Asynchronous handlers: events pushed from other threads are queued as text and run through
+ * the pipeline by ck_stream_drain, in order, on a thread that may block. */
+#include "pipeline/internal.h"
+
+#include <chatkit/error.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void ck_stream_set_notify(ck_stream *s, void (*notify)(void *ud, ck_stream *s), void *ud) {
+  pthread_mutex_lock(&s->mu);
+  s->notify = notify;
+  s->notify_ud = ud;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ck_stream_on_cancel(ck_stream *s, void (*cb)(void *ud), void *ud) {
+  pthread_mutex_lock(&s->mu);
+  s->on_cancel = cb;
+  s->on_cancel_ud = ud;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Tells the producer to stop, once. */
+static void stop_producer(ck_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  void (*cb)(void *) = s->on_cancel;
+  void *ud = s->on_cancel_ud;
+  s->on_cancel = NULL;
+  pthread_mutex_unlock(&s->mu);
+  if (cb != NULL)
+    cb(ud);
+}
+
+void ck_stream_cancel(ck_stream *s) {
+  atomic_store(&s->cancelled, true);
+  pthread_mutex_lock(&s->mu);
+  pthread_cond_broadcast(&s->wake);
+  pthread_mutex_unlock(&s->mu);
+  stop_producer(s);
+}
+
+int ck_stream_sleep(ck_stream *s, int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->mu);
+  int rc = 0;
+  while (!atomic_load(&s->cancelled) && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&s->wake, &s->mu, &until);
+  pthread_mutex_unlock(&s->mu);
+  return atomic_load(&s->cancelled) ? CK_ECANCELLED : CK_OK;
+}
+
+/* Appends an entry; notifies the owner when no drain is pending. */
+static int enqueue(ck_stream *s, ck__queued *q) {
+  pthread_mutex_lock(&s->mu);
+  if (s->ended) {
+    pthread_mutex_unlock(&s->mu);
+    free(q);
+    return CK_ESTATE;
+  }
+  if (q->end)
+    s->ended = true;
+  if (s->qtail)
+    s->qtail->next = q;
+  else
+    s->qhead = q;
+  s->qtail = q;
+  bool notify = !s->draining && s->notify != NULL;
+  if (notify)
+    s->draining = true;
+  void (*fn)(void *, ck_stream *) = s->notify;
+  void *ud = s->notify_ud;
+  pthread_mutex_unlock(&s->mu);
+  if (notify)
+    fn(ud, s);
+  return atomic_load(&s->cancelled) ? CK_ECANCELLED : CK_OK;
+}
+
+static int push_json(ck_stream *s, const ck_json *event, bool canonical) {
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  int rc = ck_json_write(&b, event);
+  if (rc != CK_OK) {
+    ck_buf_free(&b);
+    return rc;
+  }
+  ck__queued *q = malloc(sizeof(*q) + b.len + 1);
+  if (q == NULL) {
+    ck_buf_free(&b);
+    return CK_ENOMEM;
+  }
+  memset(q, 0, sizeof(*q));
+  q->canonical = canonical;
+  q->len = b.len;
+  memcpy(q->json, b.data, b.len);
+  q->json[b.len] = '\0';
+  ck_buf_free(&b);
+  return enqueue(s, q);
+}
+
+int ck_stream_push(ck_stream *s, const ck_json *event) {
+  return push_json(s, event, false);
+}
+
+int ck_stream_push_canonical(ck_stream *s, const ck_json *event) {
+  return push_json(s, event, true);
+}
+
+/* The end marker carries the failure as "code\0message\0" in its text. */
+static int push_end(ck_stream *s, int rc, const char *code, const char *message,
+                    int allow_retry) {
+  size_t cl = code ? strlen(code) : 0, ml = message ? strlen(message) : 0;
+  ck__queued *q = calloc(1, sizeof(*q) + cl + ml + 2);
+  if (q == NULL)
+    return CK_ENOMEM;
+  q->end = true;
+  q->rc = rc;
+  q->canonical = message != NULL; /* reused as "has a message" */
+  q->len = (size_t)(allow_retry < 0 ? -1 : allow_retry);
+  if (cl)
+    memcpy(q->json, code, cl);
+  if (ml)
+    memcpy(q->json + cl + 1, message, ml);
+  return enqueue(s, q);
+}
+
+int ck_stream_push_end(ck_stream *s) {
+  return push_end(s, CK_OK, NULL, NULL, -1);
+}
+
+int ck_stream_push_fail(ck_stream *s, const char *code, const char *message, int allow_retry) {
+  return push_end(s, CK_EHANDLER, code, message, allow_retry);
+}
+
+void ck__async_clear(ck_stream *s) {
+  ck__queued *q = s->qhead;
+  while (q != NULL) {
+    ck__queued *next = q->next;
+    free(q);
+    q = next;
+  }
+  s->qhead = s->qtail = NULL;
+}
+
+void ck__async_enter(ck_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->draining = true; /* the running handler owns the pipeline: pushes must not notify */
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ck__async_leave(ck_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->draining = false;
+  s->ended = true; /* a synchronous handler is done: later pushes are refused */
+  ck__async_clear(s);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int ck__async_started(ck_stream *s) {
+  s->async = true;
+  return ck_stream_drain(s);
+}
+
+/* Applies the failure carried by an end marker. */
+static void apply_end(ck_stream *s, const ck__queued *q) {
+  if (q->rc == CK_OK)
+    return;
+  const char *code = q->json;
+  const char *message = q->json + strlen(code) + 1;
+  int allow_retry = q->len == (size_t)-1 ? -1 : (int)q->len;
+  if (q->canonical)
+    ck_stream_fail_custom(s, message, allow_retry > 0);
+  else if (code[0] != '\0')
+    ck_stream_fail(s, code, allow_retry);
+}
+
+int ck_stream_drain(ck_stream *s) {
+  if (!s->async)
+    return CK_ESTATE;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    ck__queued *q = s->qhead;
+    if (q == NULL) {
+      s->draining = false;
+      pthread_mutex_unlock(&s->mu);
+      return CK_PENDING;
+    }
+    s->qhead = q->next;
+    if (s->qhead == NULL)
+      s->qtail = NULL;
+    pthread_mutex_unlock(&s->mu);
+
+    if (q->end) {
+      int rc = s->async_error != CK_OK ? s->async_error : q->rc;
+      apply_end(s, q);
+      free(q);
+      s->async = false;
+      return ck__pipeline_finish(s, rc);
+    }
+    if (s->async_error != CK_OK || ck_stream_is_cancelled(s)) {
+      free(q); /* the producer was told to stop; its leftovers are dropped */
+      continue;
+    }
+    ck_json *ev = NULL;
+    int rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
+    if (rc == CK_OK && q->canonical)
+      rc = ck__stream_emit(s, ev);
+    else if (rc == CK_OK)
+      rc = ck_emit(s, ev);
+    free(q);
+    ck_arena_reset(s->scratch);
+    if (rc == CK_ECANCELLED) {
+      ck_stream_cancel(s);
+    } else if (rc != CK_OK) {
+      s->async_error = rc;
+      stop_producer(s);
+    }
+  }
+}
