@@ -206,7 +206,9 @@ void ck_stream_free(ck_stream *s);
 void ck_stream_set_notify(ck_stream *s, void (*notify)(void *ud, ck_stream *s), void *ud);
 
 /** Sets the callback that tells an asynchronous producer to stop: the consumer left, or an
- * event failed to persist. It runs once, on whichever thread noticed. */
+ * event failed to persist. It runs once, on whichever thread noticed, with the stream's lock
+ * held: it may only signal (set a flag, uv_async_send), never call stream functions. Passing
+ * NULL unregisters it; after that returns, the callback is not running and will not run. */
 void ck_stream_on_cancel(ck_stream *s, void (*cb)(void *ud), void *ud);
 
 /** Queues an event in any reference-compatible form (it is copied and validated when drained).

@@ -23,15 +23,17 @@ void ck_stream_on_cancel(ck_stream *s, void (*cb)(void *ud), void *ud) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* Tells the producer to stop, once. */
+/* Tells the producer to stop, once. The callback runs under the lock so that a producer that
+ * unregisters (ck_stream_on_cancel(s, NULL, NULL)) before freeing its state can never be
+ * called afterwards; it may therefore only signal, never call back into the stream. */
 static void stop_producer(ck_stream *s) {
   pthread_mutex_lock(&s->mu);
   void (*cb)(void *) = s->on_cancel;
   void *ud = s->on_cancel_ud;
   s->on_cancel = NULL;
-  pthread_mutex_unlock(&s->mu);
   if (cb != NULL)
     cb(ud);
+  pthread_mutex_unlock(&s->mu);
 }
 
 void ck_stream_cancel(ck_stream *s) {

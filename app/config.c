@@ -1,0 +1,338 @@
+/* Settings of the chatkit-server binary (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#ifndef CK_VERSION
+#define CK_VERSION "0.0.0"
+#endif
+
+static const char usage[] =
+    "Usage: chatkit-server [options]\n"
+    "\n"
+    "A ChatKit backend: point @openai/chatkit at http://HOST:PORT/chatkit.\n"
+    "\n"
+    "Options (environment variable in brackets):\n"
+    "  --host H             address to listen on [CHATKIT_HOST] (default 127.0.0.1)\n"
+    "  --port P             port, 0 picks a free one [CHATKIT_PORT, PORT] (default 8000)\n"
+    "  --store URL          memory: | sqlite:PATH [CHATKIT_STORE]\n"
+    "                       (default sqlite:./data/chatkit.db)\n"
+    "  --config FILE        YAML config file [CHATKIT_CONFIG]\n"
+    "  --log-level L        debug | info | warn | error | off [CHATKIT_LOG_LEVEL] (default info)\n"
+    "  --log-format F       json | logfmt [CHATKIT_LOG_FORMAT] (default json)\n"
+    "  --cors-origins LIST  comma-separated allowed origins, * for any [CHATKIT_CORS_ORIGINS]\n"
+    "                       (default http://localhost:3000)\n"
+    "  --path P             the ChatKit endpoint [CHATKIT_PATH] (default /chatkit)\n"
+    "  --workers N          worker threads for store and handler calls [CHATKIT_WORKERS]\n"
+    "                       (default 4)\n"
+    "  --max-body-bytes N   largest request body [CHATKIT_MAX_BODY_BYTES] (default 1048576)\n"
+    "  --shutdown-grace-ms N  how long streams may finish on SIGTERM (default 10000)\n"
+    "  --demo-tokens N      tokens per demo-model reply (default: the reply's length)\n"
+    "  --demo-delay-ms D    pause between demo-model tokens (default 30)\n"
+    "  --help, --version\n"
+    "\n"
+    "A .env file in the working directory is read first (it never overrides the environment).\n"
+    "With no model configured (OPENAI_API_KEY, OPENAI_BASE_URL or a model in the config file),\n"
+    "the built-in demo model answers.\n";
+
+static int bad(const char *what, const char *value, const char *why) {
+  fprintf(stderr, "chatkit-server: invalid %s \"%s\": %s\n", what, value, why);
+  return 2;
+}
+
+static int set_str(char *dst, size_t cap, const char *what, const char *value) {
+  if (strlen(value) >= cap)
+    return bad(what, value, "too long");
+  memcpy(dst, value, strlen(value) + 1);
+  return 0;
+}
+
+static int set_int(int *dst, const char *what, const char *value, long min, long max) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || v < min || v > max) {
+    char why[96];
+    snprintf(why, sizeof(why), "expected an integer from %ld to %ld", min, max);
+    return bad(what, value, why);
+  }
+  *dst = (int)v;
+  return 0;
+}
+
+/* One setting by its canonical name (the long flag without dashes, '-' as '_'). */
+static int apply(app_config *cfg, const char *key, const char *value) {
+  if (strcmp(key, "host") == 0)
+    return set_str(cfg->host, sizeof(cfg->host), "host", value);
+  if (strcmp(key, "port") == 0)
+    return set_int(&cfg->port, "port", value, 0, 65535);
+  if (strcmp(key, "store") == 0)
+    return set_str(cfg->store, sizeof(cfg->store), "store", value);
+  if (strcmp(key, "log_level") == 0)
+    return set_str(cfg->log_level, sizeof(cfg->log_level), "log level", value);
+  if (strcmp(key, "log_format") == 0)
+    return set_str(cfg->log_format, sizeof(cfg->log_format), "log format", value);
+  if (strcmp(key, "cors_origins") == 0)
+    return set_str(cfg->cors_origins, sizeof(cfg->cors_origins), "CORS origins", value);
+  if (strcmp(key, "path") == 0)
+    return set_str(cfg->path, sizeof(cfg->path), "path", value);
+  if (strcmp(key, "workers") == 0)
+    return set_int(&cfg->workers, "workers", value, 1, 1024);
+  if (strcmp(key, "demo_tokens") == 0)
+    return set_int(&cfg->demo_tokens, "demo tokens", value, 0, 4096);
+  if (strcmp(key, "demo_delay_ms") == 0)
+    return set_int(&cfg->demo_delay_ms, "demo delay", value, 0, 60000);
+  if (strcmp(key, "shutdown_grace_ms") == 0)
+    return set_int(&cfg->shutdown_grace_ms, "shutdown grace", value, 0, 3600000);
+  if (strcmp(key, "max_body_bytes") == 0) {
+    int v = 0;
+    int rc = set_int(&v, "max body bytes", value, 1024, 256 * 1024 * 1024);
+    cfg->max_body_bytes = v;
+    return rc;
+  }
+  if (strcmp(key, "model") == 0)
+    return set_str(cfg->model, sizeof(cfg->model), "model", value);
+  if (strcmp(key, "openai_base_url") == 0)
+    return set_str(cfg->openai_base_url, sizeof(cfg->openai_base_url), "base URL", value);
+  return -1;
+}
+
+int app_dotenv_load(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  char line[4096];
+  int lineno = 0, rc = 0;
+  while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+    lineno++;
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    p[strcspn(p, "\r\n")] = '\0';
+    if (*p == '\0' || *p == '#')
+      continue;
+    if (strncmp(p, "export ", 7) == 0)
+      p += 7;
+    char *eq = strchr(p, '=');
+    if (eq == NULL) {
+      fprintf(stderr, "chatkit-server: %s:%d: expected KEY=VALUE\n", path, lineno);
+      rc = 2;
+      break;
+    }
+    *eq = '\0';
+    char *key = p, *value = eq + 1;
+    size_t kl = strlen(key);
+    while (kl > 0 && (key[kl - 1] == ' ' || key[kl - 1] == '\t'))
+      key[--kl] = '\0';
+    size_t vl = strlen(value);
+    if (vl >= 2 && (value[0] == '"' || value[0] == '\'') && value[vl - 1] == value[0]) {
+      value[vl - 1] = '\0';
+      value++;
+    }
+    if (getenv(key) == NULL)
+      setenv(key, value, 0);
+  }
+  fclose(f);
+  return rc;
+}
+
+/* The config file: a YAML mapping of the settings above (server: section or top level). */
+static int load_yaml(app_config *cfg, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "chatkit-server: cannot open config file %s: %s\n", path, strerror(errno));
+    return 2;
+  }
+  yaml_parser_t parser;
+  yaml_document_t doc;
+  int rc = 0;
+  yaml_parser_initialize(&parser);
+  yaml_parser_set_input_file(&parser, f);
+  if (!yaml_parser_load(&parser, &doc)) {
+    fprintf(stderr, "chatkit-server: %s:%zu:%zu: %s\n", path, parser.problem_mark.line + 1,
+            parser.problem_mark.column + 1, parser.problem ? parser.problem : "invalid YAML");
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return 2;
+  }
+  yaml_node_t *root = yaml_document_get_root_node(&doc);
+  if (root != NULL && root->type != YAML_MAPPING_NODE) {
+    fprintf(stderr, "chatkit-server: %s:%zu: the config file must be a mapping\n", path,
+            root->start_mark.line + 1);
+    rc = 2;
+  }
+  for (yaml_node_pair_t *pair = root ? root->data.mapping.pairs.start : NULL;
+       rc == 0 && root && root->type == YAML_MAPPING_NODE && pair < root->data.mapping.pairs.top;
+       pair++) {
+    yaml_node_t *k = yaml_document_get_node(&doc, pair->key);
+    yaml_node_t *v = yaml_document_get_node(&doc, pair->value);
+    const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
+    /* Sections for later features (agents, tools, providers) are validated by their
+     * owners; the server section and top-level scalars are ours. */
+    yaml_node_t *section = NULL;
+    if (strcmp(key, "server") == 0 && v->type == YAML_MAPPING_NODE)
+      section = v;
+    if (section != NULL) {
+      for (yaml_node_pair_t *sp = section->data.mapping.pairs.start;
+           rc == 0 && sp < section->data.mapping.pairs.top; sp++) {
+        yaml_node_t *sk = yaml_document_get_node(&doc, sp->key);
+        yaml_node_t *sv = yaml_document_get_node(&doc, sp->value);
+        const char *skey = (const char *)sk->data.scalar.value;
+        if (sv->type != YAML_SCALAR_NODE) {
+          fprintf(stderr, "chatkit-server: %s:%zu: server.%s must be a scalar\n", path,
+                  sv->start_mark.line + 1, skey);
+          rc = 2;
+          break;
+        }
+        int r = apply(cfg, skey, (const char *)sv->data.scalar.value);
+        if (r < 0) {
+          fprintf(stderr, "chatkit-server: %s:%zu: unknown key server.%s\n", path,
+                  sk->start_mark.line + 1, skey);
+          rc = 2;
+        } else if (r > 0) {
+          fprintf(stderr, "chatkit-server: (in %s:%zu, key server.%s)\n", path,
+                  sk->start_mark.line + 1, skey);
+          rc = r;
+        }
+      }
+      continue;
+    }
+    if (v->type == YAML_SCALAR_NODE) {
+      int r = apply(cfg, key, (const char *)v->data.scalar.value);
+      if (r < 0) {
+        fprintf(stderr, "chatkit-server: %s:%zu: unknown key %s\n", path, k->start_mark.line + 1,
+                key);
+        rc = 2;
+      } else if (r > 0) {
+        fprintf(stderr, "chatkit-server: (in %s:%zu, key %s)\n", path, k->start_mark.line + 1,
+                key);
+        rc = r;
+      }
+    } else if (strcmp(key, "agents") != 0 && strcmp(key, "tools") != 0 &&
+               strcmp(key, "providers") != 0 && strcmp(key, "auth") != 0) {
+      fprintf(stderr, "chatkit-server: %s:%zu: unknown section %s\n", path,
+              k->start_mark.line + 1, key);
+      rc = 2;
+    }
+  }
+  yaml_document_delete(&doc);
+  yaml_parser_delete(&parser);
+  fclose(f);
+  return rc;
+}
+
+static void defaults(app_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+  cfg->port = 8000;
+  snprintf(cfg->store, sizeof(cfg->store), "sqlite:./data/chatkit.db");
+  snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+  snprintf(cfg->log_format, sizeof(cfg->log_format), "json");
+  snprintf(cfg->cors_origins, sizeof(cfg->cors_origins), "http://localhost:3000");
+  snprintf(cfg->path, sizeof(cfg->path), "/chatkit");
+  cfg->workers = 4;
+  cfg->demo_delay_ms = 30;
+  cfg->shutdown_grace_ms = 10000;
+  cfg->max_body_bytes = 1024 * 1024;
+}
+
+static const struct {
+  const char *env;
+  const char *key;
+} env_map[] = {
+    {"CHATKIT_HOST", "host"},
+    {"PORT", "port"},
+    {"CHATKIT_PORT", "port"},
+    {"CHATKIT_STORE", "store"},
+    {"CHATKIT_LOG_LEVEL", "log_level"},
+    {"CHATKIT_LOG_FORMAT", "log_format"},
+    {"CHATKIT_CORS_ORIGINS", "cors_origins"},
+    {"CHATKIT_PATH", "path"},
+    {"CHATKIT_WORKERS", "workers"},
+    {"CHATKIT_MAX_BODY_BYTES", "max_body_bytes"},
+    {"CHATKIT_MODEL", "model"},
+    {"OPENAI_BASE_URL", "openai_base_url"},
+};
+
+int app_config_load(app_config *cfg, int argc, char **argv) {
+  defaults(cfg);
+  int rc = app_dotenv_load(".env");
+  if (rc != 0)
+    return rc;
+  /* --help, --version and --config first: the file sits below env and flags. */
+  const char *config = getenv("CHATKIT_CONFIG");
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(usage, stdout);
+      return 1;
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("chatkit-server %s\n", CK_VERSION);
+      return 1;
+    }
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      config = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0)
+      config = argv[i] + 9;
+  }
+  if (config != NULL && *config != '\0') {
+    if ((rc = set_str(cfg->config_file, sizeof(cfg->config_file), "config", config)) != 0)
+      return rc;
+    if ((rc = load_yaml(cfg, config)) != 0)
+      return rc;
+  }
+  for (size_t i = 0; i < sizeof(env_map) / sizeof(env_map[0]); i++) {
+    const char *v = getenv(env_map[i].env);
+    if (v != NULL && *v != '\0' && (rc = apply(cfg, env_map[i].key, v)) != 0) {
+      fprintf(stderr, "chatkit-server: (from the environment variable %s)\n", env_map[i].env);
+      return rc;
+    }
+  }
+  const char *key = getenv("OPENAI_API_KEY");
+  if (key != NULL && (rc = set_str(cfg->openai_api_key, sizeof(cfg->openai_api_key),
+                                   "OPENAI_API_KEY", key)) != 0)
+    return rc;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strncmp(arg, "--", 2) != 0) {
+      fprintf(stderr, "chatkit-server: unexpected argument \"%s\" (see --help)\n", arg);
+      return 2;
+    }
+    char name[64];
+    const char *value = NULL;
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    if (n >= sizeof(name)) {
+      fprintf(stderr, "chatkit-server: unknown option %s (see --help)\n", arg);
+      return 2;
+    }
+    memcpy(name, arg + 2, n);
+    name[n] = '\0';
+    for (char *p = name; *p; p++)
+      if (*p == '-')
+        *p = '_';
+    if (eq != NULL) {
+      value = eq + 1;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      fprintf(stderr, "chatkit-server: option %s needs a value (see --help)\n", arg);
+      return 2;
+    }
+    if (strcmp(name, "config") == 0)
+      continue;
+    rc = apply(cfg, name, value);
+    if (rc < 0) {
+      fprintf(stderr, "chatkit-server: unknown option --%.*s (see --help)\n", (int)n, arg + 2);
+      return 2;
+    }
+    if (rc > 0)
+      return rc;
+  }
+  return 0;
+}

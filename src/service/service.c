@@ -1,0 +1,635 @@
+/* The ChatKit HTTP service (see chatkit/service.h): routing, CORS, the hop of each request to a
+ * worker and of its results back to the loop, SSE framing onto the connection, disconnects and
+ * graceful shutdown. */
+#include "service/pool.h"
+
+#include <chatkit/error.h>
+#include <chatkit/service.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frames a worker produced that the loop has not written yet; past this the consumer is too
+ * slow and is treated as gone (the HTTP layer has its own cap on unsent socket bytes). */
+#define MAX_PENDING_FRAMES (4u << 20)
+#define MAX_ORIGINS 32
+/* A worker result meaning "authentication failed": answered 401. */
+#define RC_UNAUTHORIZED (-1000)
+
+typedef enum exchange_kind { EX_CHATKIT, EX_READY } exchange_kind;
+
+/* One request in flight. The loop owns it; workers touch only the fields under `mu` and the
+ * processor state while their job runs. */
+typedef struct exchange {
+  ck__job run_job;   /* process the request (and run a stream) */
+  ck__job drain_job; /* drain an asynchronous stream */
+  ck__msg msg;       /* "frames or the end are ready" to the loop */
+  ck_service *svc;
+  ck_http_request *req;
+  exchange_kind kind;
+  uint64_t start_ns;
+  ck_ctx ctx;
+  ck_response resp;
+  ck_error_info err;
+  pthread_mutex_t mu;
+  ck_buf out;        /* frames not yet written (under mu) */
+  size_t out_events; /* frames in `out` (under mu) */
+  bool msg_posted;   /* under mu */
+  bool finished;     /* under mu: the worker side is done */
+  int final_rc;      /* under mu */
+  ck_stream *stream; /* under mu until finished */
+  atomic_bool aborted;
+  bool headers_sent; /* loop only */
+  size_t events;     /* loop only */
+  const char *origin; /* allowed Origin to echo, or NULL (request arena) */
+  struct exchange *prev, *next;
+} exchange;
+
+struct ck_service {
+  uv_loop_t *loop;
+  ck_service_config cfg;
+  char path[128];
+  ck_http_server *http;
+  ck__pool *pool;
+  ck__mailbox *mb;
+  char *origins[MAX_ORIGINS];
+  size_t norigins;
+  bool any_origin;
+  char self_origin[96];
+  exchange *active;
+  size_t nactive;
+  size_t nstreams;
+  bool shutting, http_closed, torn_down;
+  uv_timer_t grace;
+  void (*done)(void *);
+  void *done_ud;
+};
+
+static uint64_t now_ns(void) {
+  return uv_hrtime();
+}
+
+/* ---- CORS ---- */
+
+static const char *allowed_origin(ck_service *svc, const ck_http_request *req) {
+  const char *origin = ck_http_request_header(req, "origin");
+  if (origin == NULL)
+    return NULL;
+  if (svc->any_origin || strcmp(origin, svc->self_origin) == 0)
+    return origin;
+  for (size_t i = 0; i < svc->norigins; i++)
+    if (strcmp(origin, svc->origins[i]) == 0)
+      return origin;
+  return NULL;
+}
+
+/* Fills `h` (room for 8 entries) with the CORS headers for `origin` plus `extra`. */
+static void cors_headers(ck_http_header *h, const char *origin, const ck_http_header *extra) {
+  size_t n = 0;
+  if (origin != NULL) {
+    h[n++] = (ck_http_header){"Access-Control-Allow-Origin", origin};
+    h[n++] = (ck_http_header){"Vary", "Origin"};
+  }
+  for (; extra != NULL && extra->name != NULL && n < 7; extra++)
+    h[n++] = *extra;
+  h[n] = (ck_http_header){NULL, NULL};
+}
+
+static void respond_error(ck_http_request *req, const char *origin, int status, const char *code,
+                          const char *message) {
+  ck_http_header h[8];
+  cors_headers(h, origin, NULL);
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  ck_buf_puts(&b, "{\"error\":{\"code\":");
+  ck_json_write_string(&b, code, strlen(code));
+  ck_buf_puts(&b, ",\"message\":");
+  ck_json_write_string(&b, message, strlen(message));
+  ck_buf_puts(&b, "}}");
+  ck_http_respond(req, status, "application/json", b.data, b.len, h);
+  ck_buf_free(&b);
+}
+
+/* The HTTP answer for a processor error. */
+static int status_of(int code, const char **name) {
+  switch (code) {
+  case CK_EINVAL:
+    *name = "invalid_request";
+    return 400;
+  case CK_ENOTFOUND:
+    *name = "not_found";
+    return 404;
+  case CK_ETOOBIG:
+    *name = "payload_too_large";
+    return 413;
+  case CK_ESTORE:
+    *name = "store_unavailable";
+    return 503;
+  case CK_EUNSUPPORTED:
+    *name = "not_implemented";
+    return 501;
+  case CK_ESTATE:
+  case CK_ECONFLICT:
+    *name = "conflict";
+    return 409;
+  case CK_EHANDLER:
+    *name = "handler_error";
+    return 500;
+  default:
+    *name = "internal_error";
+    return 500;
+  }
+}
+
+/* ---- Exchanges ---- */
+
+static void maybe_teardown(ck_service *svc);
+
+static void log_exchange(exchange *ex, int status, const char *end) {
+  ck_service *svc = ex->svc;
+  if (!ck_log_enabled(svc->cfg.log, CK_LOG_INFO))
+    return;
+  char st[16], ms[32], evs[24];
+  snprintf(st, sizeof(st), "%d", status);
+  snprintf(ms, sizeof(ms), "%.3f", (double)(now_ns() - ex->start_ns) / 1e6);
+  snprintf(evs, sizeof(evs), "%zu", ex->events);
+  bool has_type = ex->kind == EX_CHATKIT && (ex->resp.body || ex->resp.stream);
+  ck_log_event(svc->cfg.log, status >= 500 ? CK_LOG_ERROR : CK_LOG_INFO, "request",
+               "request_id", ex->req->id, "method", ex->req->method, "path", ex->req->path,
+               "type", has_type ? ck_request_type_name(ex->resp.type) : NULL, "user",
+               ex->ctx.user_id, "status", st, "duration_ms", ms, "events",
+               ex->resp.stream ? evs : NULL, "end", end, "error",
+               ex->err.code != CK_OK ? ex->err.message : NULL, (const char *)NULL);
+}
+
+static void exchange_free(exchange *ex) {
+  ck_service *svc = ex->svc;
+  if (ex->prev)
+    ex->prev->next = ex->next;
+  else
+    svc->active = ex->next;
+  if (ex->next)
+    ex->next->prev = ex->prev;
+  svc->nactive--;
+  if (ex->headers_sent)
+    svc->nstreams--;
+  ck_stream_free(ex->resp.stream);
+  free(ex->resp.body);
+  ck_buf_free(&ex->out);
+  pthread_mutex_destroy(&ex->mu);
+  ck_http_request_release(ex->req);
+  free(ex);
+  maybe_teardown(svc);
+}
+
+/* Worker side: hands what is ready to the loop, once per batch. */
+static void post_to_loop(exchange *ex, bool finished, int rc) {
+  pthread_mutex_lock(&ex->mu);
+  if (finished) {
+    ex->finished = true;
+    ex->final_rc = rc;
+  }
+  bool post = !ex->msg_posted;
+  ex->msg_posted = true;
+  pthread_mutex_unlock(&ex->mu);
+  if (post)
+    ck__mailbox_post(ex->svc->mb, &ex->msg);
+}
+
+static int sink_frame(void *ud, const char *frame, size_t len) {
+  exchange *ex = ud;
+  if (atomic_load(&ex->aborted))
+    return CK_ECANCELLED;
+  pthread_mutex_lock(&ex->mu);
+  if (ex->out.len + len > MAX_PENDING_FRAMES) {
+    pthread_mutex_unlock(&ex->mu);
+    return CK_ECANCELLED;
+  }
+  int rc = ck_buf_append(&ex->out, frame, len);
+  if (rc == CK_OK)
+    ex->out_events++;
+  pthread_mutex_unlock(&ex->mu);
+  if (rc != CK_OK)
+    return CK_ECANCELLED;
+  post_to_loop(ex, false, CK_OK);
+  return CK_OK;
+}
+
+static void job_drain(ck__job *job) {
+  exchange *ex = (exchange *)((char *)job - offsetof(exchange, drain_job));
+  int rc = ck_stream_drain(ex->resp.stream);
+  if (rc != CK_PENDING)
+    post_to_loop(ex, true, rc);
+}
+
+/* Called by the stream when an asynchronous handler queued events. */
+static void stream_notify(void *ud, ck_stream *s) {
+  exchange *ex = ud;
+  ck__pool_submit(ex->svc->pool, &ex->drain_job);
+}
+
+static void job_run(ck__job *job) {
+  exchange *ex = (exchange *)((char *)job - offsetof(exchange, run_job));
+  ck_service *svc = ex->svc;
+  int rc;
+  if (ex->kind == EX_READY) {
+    rc = svc->cfg.store && svc->cfg.store->vt->ping ? svc->cfg.store->vt->ping(svc->cfg.store)
+                                                    : CK_OK;
+    post_to_loop(ex, true, rc);
+    return;
+  }
+  if (svc->cfg.auth != NULL) {
+    const char *message = "authentication required";
+    rc = svc->cfg.auth(svc->cfg.auth_ud, ex->req, ex->req->arena, &ex->ctx, &message);
+    if (rc != CK_OK) {
+      snprintf(ex->err.message, sizeof(ex->err.message), "%s", message);
+      ex->err.code = CK_EINVAL;
+      post_to_loop(ex, true, RC_UNAUTHORIZED);
+      return;
+    }
+  }
+  rc = ck_server_process(svc->cfg.server, ex->req->body, ex->req->body_len, &ex->ctx, &ex->resp,
+                         &ex->err);
+  if (rc != CK_OK || ex->resp.stream == NULL) {
+    post_to_loop(ex, true, rc);
+    return;
+  }
+  pthread_mutex_lock(&ex->mu);
+  ex->stream = ex->resp.stream;
+  pthread_mutex_unlock(&ex->mu);
+  /* A client that left while the request was parsed still gets the cancellation path. */
+  if (atomic_load(&ex->aborted))
+    ck_stream_cancel(ex->resp.stream);
+  ck_stream_set_notify(ex->resp.stream, stream_notify, ex);
+  ck_sink sink = {sink_frame, ex};
+  rc = ck_stream_run(ex->resp.stream, &sink);
+  if (rc != CK_PENDING)
+    post_to_loop(ex, true, rc);
+}
+
+/* Loop side: the end of an exchange. */
+static void complete(exchange *ex, int rc) {
+  ck_http_request *req = ex->req;
+  const char *end = NULL;
+  int status = 200;
+  const char *code = NULL;
+  if (ex->kind == EX_READY) {
+    if (rc == CK_OK) {
+      ck_http_header h[8];
+      cors_headers(h, ex->origin, NULL);
+      static const char body[] = "{\"status\":\"ready\"}";
+      ck_http_respond(req, 200, "application/json", body, sizeof(body) - 1, h);
+    } else {
+      status = 503;
+      respond_error(req, ex->origin, 503, "store_unavailable", "the store is not reachable");
+    }
+  } else if (rc == RC_UNAUTHORIZED) {
+    status = 401;
+    ck_http_header h[8];
+    const ck_http_header www[] = {{"WWW-Authenticate", "Bearer"}, {NULL, NULL}};
+    cors_headers(h, ex->origin, www);
+    char body[400];
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"unauthorized\",\"message\":");
+    ck_buf b;
+    ck_buf_init(&b, 0);
+    ck_buf_append(&b, body, (size_t)n);
+    ck_json_write_string(&b, ex->err.message, strlen(ex->err.message));
+    ck_buf_puts(&b, "}}");
+    ck_http_respond(req, 401, "application/json", b.data, b.len, h);
+    ck_buf_free(&b);
+  } else if (ex->resp.stream != NULL) {
+    end = rc == CK_OK ? "complete" : rc == CK_ECANCELLED ? "disconnected" : "aborted";
+    if (ex->headers_sent) {
+      ck_http_stream_end(req);
+    } else if (rc == CK_OK || rc == CK_ECANCELLED) {
+      /* A stream with no events (e.g. a retry of an unknown item) is still a 200 stream. */
+      const ck_http_header sse[] = {{"Content-Type", "text/event-stream"},
+                                    {"Cache-Control", "no-cache"},
+                                    {NULL, NULL}};
+      ck_http_header h[8];
+      cors_headers(h, ex->origin, sse);
+      ck_http_stream_begin(req, 200, h);
+      ck_http_stream_end(req);
+    } else {
+      /* Nothing was sent yet, so a failed prerequisite can still be a proper HTTP error. */
+      const ck_error_info *e = ck_stream_error(ex->resp.stream);
+      status = status_of(e->code, &code);
+      respond_error(req, ex->origin, status, code, e->message);
+    }
+  } else if (rc == CK_OK) {
+    ck_http_header h[8];
+    cors_headers(h, ex->origin, NULL);
+    ck_http_respond(req, 200, "application/json", ex->resp.body, ex->resp.body_len, h);
+  } else {
+    status = status_of(rc, &code);
+    respond_error(req, ex->origin, status, code, ex->err.message);
+  }
+  log_exchange(ex, status, end);
+  exchange_free(ex);
+}
+
+static void on_msg(ck__msg *msg) {
+  exchange *ex = (exchange *)((char *)msg - offsetof(exchange, msg));
+  ck_buf frames;
+  pthread_mutex_lock(&ex->mu);
+  frames = ex->out;
+  ck_buf_init(&ex->out, 0);
+  size_t nev = ex->out_events;
+  ex->out_events = 0;
+  bool finished = ex->finished;
+  int rc = ex->final_rc;
+  ex->msg_posted = false;
+  pthread_mutex_unlock(&ex->mu);
+  if (frames.len > 0 && !atomic_load(&ex->aborted)) {
+    if (!ex->headers_sent) {
+      const ck_http_header sse[] = {{"Content-Type", "text/event-stream"},
+                                    {"Cache-Control", "no-cache"},
+                                    {"X-Accel-Buffering", "no"},
+                                    {NULL, NULL}};
+      ck_http_header h[8];
+      cors_headers(h, ex->origin, sse);
+      ck_http_stream_begin(ex->req, 200, h);
+      ex->headers_sent = true;
+      ex->svc->nstreams++;
+    }
+    if (ck_http_stream_write(ex->req, frames.data, frames.len) != CK_OK)
+      atomic_store(&ex->aborted, true);
+    ex->events += nev;
+  }
+  ck_buf_free(&frames);
+  if (finished)
+    complete(ex, rc);
+}
+
+static void on_abort(ck_http_request *req, void *ud) {
+  exchange *ex = ud;
+  atomic_store(&ex->aborted, true);
+  pthread_mutex_lock(&ex->mu);
+  ck_stream *s = ex->finished ? NULL : ex->stream;
+  pthread_mutex_unlock(&ex->mu);
+  /* The stream stays allocated until complete() runs on this thread, so this is safe. */
+  if (s != NULL)
+    ck_stream_cancel(s);
+}
+
+static exchange *exchange_new(ck_service *svc, ck_http_request *req, exchange_kind kind,
+                              const char *origin) {
+  exchange *ex = calloc(1, sizeof(*ex));
+  if (ex == NULL)
+    return NULL;
+  ex->svc = svc;
+  ex->req = req;
+  ex->kind = kind;
+  ex->origin = origin;
+  ex->start_ns = now_ns();
+  ex->ctx.request_id = req->id;
+  ex->run_job.fn = job_run;
+  ex->drain_job.fn = job_drain;
+  ex->msg.fn = on_msg;
+  ck_buf_init(&ex->out, MAX_PENDING_FRAMES);
+  pthread_mutex_init(&ex->mu, NULL);
+  atomic_init(&ex->aborted, false);
+  ex->next = svc->active;
+  if (svc->active)
+    svc->active->prev = ex;
+  svc->active = ex;
+  svc->nactive++;
+  ck_http_request_on_abort(req, on_abort, ex);
+  return ex;
+}
+
+/* ---- Routing ---- */
+
+static void respond_simple(ck_http_request *req, const char *origin, int status,
+                           const char *body, const ck_http_header *extra) {
+  ck_http_header h[8];
+  cors_headers(h, origin, extra);
+  ck_http_respond(req, status, "application/json", body, strlen(body), h);
+  ck_http_request_release(req);
+}
+
+static void preflight(ck_service *svc, ck_http_request *req, const char *origin) {
+  if (origin == NULL) {
+    respond_error(req, NULL, 403, "cors_forbidden", "this origin is not allowed");
+    ck_http_request_release(req);
+    return;
+  }
+  const char *asked = ck_http_request_header(req, "access-control-request-headers");
+  const ck_http_header extra[] = {
+      {"Access-Control-Allow-Methods", "POST, GET, OPTIONS"},
+      {"Access-Control-Allow-Headers",
+       asked ? asked : "authorization, content-type, accept-language"},
+      {"Access-Control-Max-Age", "600"},
+      {NULL, NULL}};
+  ck_http_header h[8];
+  cors_headers(h, origin, extra);
+  ck_http_respond(req, 204, NULL, NULL, 0, h);
+  ck_http_request_release(req);
+}
+
+static void on_request(ck_http_request *req, void *ud) {
+  ck_service *svc = ud;
+  const char *origin = allowed_origin(svc, req);
+  const char *m = req->method;
+  bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+  if (strcmp(m, "OPTIONS") == 0) {
+    preflight(svc, req, origin);
+    return;
+  }
+  if (strcmp(req->path, "/health") == 0) {
+    if (get)
+      respond_simple(req, origin, 200, "{\"status\":\"ok\"}", NULL);
+    else
+      respond_simple(req, origin, 405,
+                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\"}}",
+                     (const ck_http_header[]){{"Allow", "GET, HEAD"}, {NULL, NULL}});
+    return;
+  }
+  exchange_kind kind;
+  if (strcmp(req->path, "/ready") == 0 && get) {
+    kind = EX_READY;
+  } else if (strcmp(req->path, svc->path) == 0) {
+    if (strcmp(m, "POST") != 0) {
+      respond_simple(req, origin, 405,
+                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use POST\"}}",
+                     (const ck_http_header[]){{"Allow", "POST, OPTIONS"}, {NULL, NULL}});
+      return;
+    }
+    if (svc->shutting) {
+      respond_simple(req, origin, 503,
+                     "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is "
+                     "shutting down\"}}",
+                     NULL);
+      return;
+    }
+    kind = EX_CHATKIT;
+  } else {
+    respond_simple(req, origin, 404,
+                   "{\"error\":{\"code\":\"not_found\",\"message\":\"no such endpoint\"}}", NULL);
+    return;
+  }
+  exchange *ex = exchange_new(svc, req, kind, origin);
+  if (ex == NULL) {
+    respond_simple(req, origin, 500,
+                   "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}",
+                   NULL);
+    return;
+  }
+  ck__pool_submit(svc->pool, &ex->run_job);
+}
+
+/* ---- Lifecycle ---- */
+
+static void http_log(void *ud, int level, const char *request_id, const char *msg) {
+  ck_service *svc = ud;
+  ck_log_event(svc->cfg.log, (ck_log_level)level, msg, "request_id", request_id,
+               (const char *)NULL);
+}
+
+ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
+  if (loop == NULL || cfg == NULL || cfg->server == NULL)
+    return NULL;
+  ck_service *svc = calloc(1, sizeof(*svc));
+  if (svc == NULL)
+    return NULL;
+  svc->loop = loop;
+  svc->cfg = *cfg;
+  snprintf(svc->path, sizeof(svc->path), "%s", cfg->path ? cfg->path : "/chatkit");
+  const char *origins = cfg->cors_origins ? cfg->cors_origins : "http://localhost:3000";
+  while (*origins && svc->norigins < MAX_ORIGINS) {
+    size_t n = strcspn(origins, ",");
+    const char *p = origins;
+    size_t k = n;
+    while (k > 0 && *p == ' ') {
+      p++;
+      k--;
+    }
+    while (k > 0 && p[k - 1] == ' ')
+      k--;
+    if (k == 1 && *p == '*')
+      svc->any_origin = true;
+    else if (k > 0)
+      svc->origins[svc->norigins++] = strndup(p, k);
+    origins += n + (origins[n] == ',');
+  }
+  ck_http_config http = cfg->http;
+  if (http.log == NULL && cfg->log != NULL) {
+    http.log = http_log;
+    http.log_ud = svc;
+  }
+  svc->pool = ck__pool_new(cfg->workers > 0 ? cfg->workers : 4);
+  svc->mb = ck__mailbox_new(loop);
+  svc->http = ck_http_server_new(loop, &http, on_request, svc);
+  if (svc->pool == NULL || svc->mb == NULL || svc->http == NULL) {
+    ck__pool_free(svc->pool);
+    ck__mailbox_close(svc->mb);
+    ck_http_server_close(svc->http, NULL, NULL);
+    for (size_t i = 0; i < svc->norigins; i++)
+      free(svc->origins[i]);
+    free(svc);
+    return NULL;
+  }
+  return svc;
+}
+
+int ck_service_listen(ck_service *svc, const char *host, int port) {
+  int rc = ck_http_listen(svc->http, host, port);
+  if (rc == CK_OK) {
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(svc->self_origin, sizeof(svc->self_origin), v6 ? "http://[%s]:%d" : "http://%s:%d",
+             host, ck_http_server_port(svc->http));
+  }
+  return rc;
+}
+
+int ck_service_port(const ck_service *svc) {
+  return ck_http_server_port(svc->http);
+}
+
+size_t ck_service_active_streams(const ck_service *svc) {
+  return svc->nstreams;
+}
+
+uv_loop_t *ck_service_loop(ck_service *svc) {
+  return svc->loop;
+}
+
+typedef struct posted {
+  ck__msg msg;
+  void (*fn)(void *);
+  void *ud;
+} posted;
+
+static void run_posted(ck__msg *msg) {
+  posted *p = (posted *)msg;
+  p->fn(p->ud);
+  free(p);
+}
+
+int ck_service_post(ck_service *svc, void (*fn)(void *ud), void *ud) {
+  posted *p = malloc(sizeof(*p));
+  if (p == NULL)
+    return CK_ENOMEM;
+  p->msg.fn = run_posted;
+  p->fn = fn;
+  p->ud = ud;
+  ck__mailbox_post(svc->mb, &p->msg);
+  return CK_OK;
+}
+
+static void grace_closed(uv_handle_t *h) {
+  ck_service *svc = h->data;
+  ck__mailbox_close(svc->mb);
+  for (size_t i = 0; i < svc->norigins; i++)
+    free(svc->origins[i]);
+  void (*done)(void *) = svc->done;
+  void *ud = svc->done_ud;
+  free(svc);
+  if (done)
+    done(ud);
+}
+
+/* The last step of a shutdown, once the HTTP side is closed and no exchange is left. */
+static void maybe_teardown(ck_service *svc) {
+  if (!svc->shutting || !svc->http_closed || svc->nactive > 0 || svc->torn_down)
+    return;
+  svc->torn_down = true;
+  ck__pool_free(svc->pool);
+  uv_timer_stop(&svc->grace);
+  uv_close((uv_handle_t *)&svc->grace, grace_closed);
+}
+
+static void on_http_closed(ck_http_server *srv, void *ud) {
+  ck_service *svc = ud;
+  svc->http_closed = true;
+  maybe_teardown(svc);
+}
+
+/* The grace period is over: streams still open are cancelled like a client disconnect, so
+ * their partial messages are saved, and their responses end. */
+static void on_grace(uv_timer_t *t) {
+  ck_service *svc = t->data;
+  for (exchange *ex = svc->active; ex != NULL; ex = ex->next) {
+    pthread_mutex_lock(&ex->mu);
+    ck_stream *s = ex->finished ? NULL : ex->stream;
+    pthread_mutex_unlock(&ex->mu);
+    if (s != NULL)
+      ck_stream_cancel(s);
+  }
+}
+
+void ck_service_shutdown(ck_service *svc, void (*done)(void *ud), void *ud) {
+  if (svc == NULL || svc->shutting)
+    return;
+  svc->shutting = true;
+  svc->done = done;
+  svc->done_ud = ud;
+  uv_timer_init(svc->loop, &svc->grace);
+  svc->grace.data = svc;
+  int grace = svc->cfg.shutdown_grace_ms > 0 ? svc->cfg.shutdown_grace_ms : 10000;
+  uv_timer_start(&svc->grace, on_grace, (uint64_t)grace, 0);
+  ck_http_server_close(svc->http, on_http_closed, svc);
+}
