@@ -41,8 +41,10 @@ typedef struct ck_json ck_json;
 
 /* ---- Parsing ----------------------------------------------------------------------------- */
 
-/* Default and hard caps for the parser. Depth counts nested arrays/objects. */
+/* Default and hard caps for the parser. Depth counts nested arrays/objects. The parser
+ * recurses once per level, so the hard cap bounds its C stack use whatever the caller asks. */
 #define CK_JSON_DEFAULT_MAX_DEPTH 64
+#define CK_JSON_MAX_DEPTH 1024
 
 typedef struct ck_json_error {
   size_t offset;     /* byte offset of the problem in the input */
@@ -56,9 +58,13 @@ typedef struct ck_json_error {
  * Strict RFC 8259: rejects invalid or overlong UTF-8, unpaired surrogate escapes, control
  * characters inside strings, comments, trailing commas, leading zeros, NaN/Infinity and any
  * non-whitespace after the value. Whitespace around the value is allowed. `max_depth` caps
- * nesting (0 means CK_JSON_DEFAULT_MAX_DEPTH). Duplicate object keys: the last value wins and
+ * nesting (0 means CK_JSON_DEFAULT_MAX_DEPTH, larger than CK_JSON_MAX_DEPTH means
+ * CK_JSON_MAX_DEPTH, negative is CK_EINVAL). A string value may contain NUL ("\u0000"); an
+ * object key may not (CK_EINVAL). Duplicate object keys: the last value wins and
  * keeps the position of the first occurrence. Integer literals keep their exact digits ("-0"
  * becomes "0"); a float that overflows a double becomes infinity, which is written as null.
+ * Floats are converted with strtod, which assumes the "C" locale (the process never calls
+ * setlocale).
  *
  * Returns CK_OK, CK_EINVAL (with `err` filled when not NULL) or CK_ENOMEM. */
 int ck_json_parse(ck_arena *a, const char *text, size_t len, int max_depth, ck_json **out,
@@ -92,8 +98,8 @@ int ck_json_write_string(ck_buf *b, const char *s, size_t n);
 ck_json *ck_json_null(ck_arena *a);
 ck_json *ck_json_bool(ck_arena *a, bool v);
 ck_json *ck_json_int(ck_arena *a, int64_t v);
-/** An integer from decimal digits with an optional leading '-' (any length). Returns NULL
- * when `digits` is not such a literal. */
+/** An integer from decimal digits with an optional leading '-' (any length). Leading zeros
+ * are dropped and "-0" becomes "0". Returns NULL when `digits` is not such a literal. */
 ck_json *ck_json_int_digits(ck_arena *a, const char *digits, size_t n);
 ck_json *ck_json_float(ck_arena *a, double v);
 /** A string copied from the NUL-terminated `s` (NULL `s` gives a JSON null). */
@@ -151,8 +157,11 @@ size_t ck_json_str_len(const ck_json *v);
 /** The RAW text of a RAW value (and its length in `len`), NULL otherwise. */
 const char *ck_json_raw_text(const ck_json *v, size_t *len);
 
-/** Deep equality. Numbers compare by value across int and float (4 == 4.0, big integers by
- * digits); object member order does not matter; RAW values compare by text. */
+/** Deep equality. Numbers compare by value across int and float (4 == 4.0, -0 == 0.0, big
+ * integers by digits; an integer equals a float only when the float is exactly that integer;
+ * NaN equals nothing); object member order does not matter; a NULL pointer equals JSON null.
+ * RAW values with identical text are equal; otherwise a RAW value is parsed (into a scratch
+ * arena) and compared by structure, so it can equal an expanded tree. */
 bool ck_json_equal(const ck_json *x, const ck_json *y);
 
 /* ---- Arrays ------------------------------------------------------------------------------- */
@@ -197,7 +206,8 @@ ck_json *ck_json_object_value(const ck_json *v, size_t i);
  * otherwise appends the member at the end. Returns CK_OK, CK_EINVAL or CK_ENOMEM. */
 int ck_json_object_set(ck_json *obj, const char *key, ck_json *val);
 
-/** Removes member `key`, keeping the order of the others. Returns CK_OK or CK_ENOTFOUND. */
+/** Removes member `key`, keeping the order of the others. Returns CK_OK, CK_ENOTFOUND, or
+ * CK_EINVAL when `obj` is not an object. */
 int ck_json_object_del(ck_json *obj, const char *key);
 
 /** Convenience: the string value of member `key`, or NULL when absent or not a string. */

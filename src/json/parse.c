@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The depth the parser accepts at most, whatever the caller asks: each level costs one C
- * stack frame. */
-#define HARD_MAX_DEPTH 1024
-
 /* Objects with more members than this are de-duplicated by sorting instead of by pairwise
  * comparison, so a hostile body with many keys cannot make parsing quadratic. */
 #define DEDUP_LINEAR_MAX 16
@@ -653,8 +649,8 @@ int ck_json_parse(ck_arena *a, const char *text, size_t len, int max_depth, ck_j
     goto fail;
   }
   ps.max_depth = max_depth == 0 ? CK_JSON_DEFAULT_MAX_DEPTH : max_depth;
-  if (ps.max_depth > HARD_MAX_DEPTH)
-    ps.max_depth = HARD_MAX_DEPTH;
+  if (ps.max_depth > CK_JSON_MAX_DEPTH)
+    ps.max_depth = CK_JSON_MAX_DEPTH;
   if (len == 0) {
     /* An empty text: keep `ps.p` valid for the error position. */
     fail(&ps, ps.begin, "unexpected end of input");

@@ -4,6 +4,7 @@
 #include <chatkit/error.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,62 @@ static size_t shortest_digits(double d, char digits[32], int *exp10) {
   return nd;
 }
 
+/* The fast path for the common "few decimals" floats (0.5, 12.25, 3.7): finds the smallest
+ * k <= 8 such that m = round(|d| * 10^k) satisfies m / 10^k == |d|. Division of two exact
+ * doubles is correctly rounded, so m * 10^-k then reads back as |d|; keeping |d| * 10^k
+ * below 2^50 makes m the only integer that can, so it is the shortest form the general path
+ * would find. Writes the positional text and returns its length, or 0 to fall back. */
+static size_t fast_positional(double d, char *out) {
+  static const double tens[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+  static const uint64_t itens[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+  double ad = fabs(d);
+  if (!(ad >= 1e-5 && ad < 1e15))
+    return 0;
+  for (int k = 0; k <= 8; k++) {
+    double scaled = ad * tens[k];
+    if (scaled >= 0x1p50)
+      return 0;
+    double m = rint(scaled);
+    if (m == 0 || m / tens[k] != ad)
+      continue;
+    uint64_t im = (uint64_t)m, ip = im / itens[k], fp = im % itens[k];
+    size_t o = 0;
+    char tmp[24];
+    size_t t = 0;
+    if (d < 0)
+      out[o++] = '-';
+    do {
+      tmp[t++] = (char)('0' + ip % 10);
+      ip /= 10;
+    } while (ip != 0);
+    while (t > 0)
+      out[o++] = tmp[--t];
+    out[o++] = '.';
+    if (k == 0) {
+      out[o++] = '0';
+      return o;
+    }
+    for (int i = k - 1; i >= 0; i--) {
+      out[o + (size_t)i] = (char)('0' + fp % 10);
+      fp /= 10;
+    }
+    o += (size_t)k;
+    while (out[o - 1] == '0' && out[o - 2] != '.')
+      o--;
+    return o;
+  }
+  return 0;
+}
+
 int ck_json_write_double(ck_buf *b, double d) {
   if (!isfinite(d))
     return ck_buf_append(b, "null", 4);
   if (d == 0)
     return signbit(d) ? ck_buf_append(b, "-0.0", 4) : ck_buf_append(b, "0.0", 3);
+  char fast[48];
+  size_t fn = fast_positional(d, fast);
+  if (fn > 0)
+    return ck_buf_append(b, fast, fn);
 
   char digits[32];
   int e;

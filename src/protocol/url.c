@@ -342,10 +342,15 @@ static int put_authority(ck_buf *b, const char *s, size_t n, bool special, bool 
   if (is_file) {
     if (port != NULL || at != NULL)
       return -1;
-    if (hn == 9 && strncmp(h, "localhost", 9) == 0)
-      hn = 0;
+    size_t start = b->len;
     if (hn > 0 && put_special_host(b, h, hn) != 0)
       return -1;
+    /* "localhost" means no host for file: URLs; compare after normalising, so any
+     * spelling (LocalHost, %6Cocalhost) is caught. */
+    if (b->len - start == 9 && memcmp(b->data + start, "localhost", 9) == 0) {
+      b->len = start;
+      b->data[start] = '\0';
+    }
     return 0;
   }
   if (special && hn == 0)
@@ -458,8 +463,18 @@ int ck__url_normalize(ck_arena *a, const char *in, size_t n, char **out) {
     /* A path without an authority; file: URLs always get an (empty) host. */
     if (is_file && ck_buf_append(&b, "//", 2) != CK_OK)
       goto fail;
+    size_t start = b.len;
     if (put_path(&b, s + i, q - i, special) != 0)
       goto fail;
+    /* Without a host, a path that now starts with "//" would read back as an authority;
+     * the standard's serialiser prefixes "/." to keep it a path. */
+    if (!is_file && b.len - start >= 2 && b.data[start] == '/' && b.data[start + 1] == '/') {
+      if (ck_buf_append(&b, "..", 2) != CK_OK)
+        goto fail;
+      memmove(b.data + start + 2, b.data + start, b.len - start - 2);
+      b.data[start] = '/';
+      b.data[start + 1] = '.';
+    }
   } else {
     /* An opaque path (data:, mailto:, ...): only controls and non-ASCII are encoded. */
     if (put_encoded(&b, s + i, q - i, SET_C0) != 0)

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,80 @@ static const char *fmt_double(ck_arena *a, double d) {
   char *s = ck_arena_strndup(a, b.data, b.len);
   ck_buf_free(&b);
   return s;
+}
+
+/* An independent statement of the float rule: the shortest "%.{p}e" that strtod reads back,
+ * laid out positionally for 1e-5 <= |x| < 1e16 and with an exponent otherwise. */
+static void reference_double(double d, char *out, size_t cap) {
+  char e[40];
+  int p = 0;
+  for (; p <= 16; p++) {
+    snprintf(e, sizeof(e), "%.*e", p, d);
+    if (strtod(e, NULL) == d)
+      break;
+  }
+  char digits[24];
+  size_t nd = 0;
+  const char *s = e + (e[0] == '-');
+  for (; *s != 'e'; s++) {
+    if (*s != '.')
+      digits[nd++] = *s;
+  }
+  int x = (int)strtol(s + 1, NULL, 10);
+  while (nd > 1 && digits[nd - 1] == '0')
+    nd--;
+  digits[nd] = '\0';
+  const char *sign = d < 0 ? "-" : "";
+  if (fabs(d) >= 1e-5 && fabs(d) < 1e16) {
+    if (x >= 0) {
+      char ip[24], fp[24];
+      for (int i = 0; i <= x; i++)
+        ip[i] = (size_t)i < nd ? digits[i] : '0';
+      ip[x + 1] = '\0';
+      snprintf(fp, sizeof(fp), "%s", (size_t)x + 1 < nd ? digits + x + 1 : "0");
+      snprintf(out, cap, "%s%s.%s", sign, ip, fp);
+    } else {
+      snprintf(out, cap, "%s0.%0*d%s", sign, -x - 1, 0, digits);
+      if (x == -1) /* "%0*d" with width 0 still prints one zero */
+        snprintf(out, cap, "%s0.%s", sign, digits);
+    }
+  } else {
+    snprintf(out, cap, "%s%c%s%s%se%c%d", sign, digits[0], nd > 1 ? "." : "", digits + 1, "",
+             x < 0 ? '-' : '+', x < 0 ? -x : x);
+  }
+}
+
+/* The writer (fast and general paths) against the reference, over short decimals around
+ * every magnitude and over random bit patterns. */
+static void test_doubles_against_reference(void **state) {
+  ck_arena *a = ck_arena_new(0);
+  char want[64];
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  for (int i = 0; i < 200000; i++) {
+    double d;
+    if (i % 2 == 0) {
+      /* A short decimal: integer * 10^e. */
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      int64_t mant = (int64_t)(seed >> 40) % 100000 - 50000;
+      int e = (int)((seed >> 20) % 40) - 25;
+      d = (double)mant * pow(10, e);
+    } else {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      uint64_t bits = seed;
+      memcpy(&d, &bits, sizeof(d));
+      if (!isfinite(d) || d == 0)
+        continue;
+    }
+    if (d == 0)
+      continue;
+    reference_double(d, want, sizeof(want));
+    const char *got = fmt_double(a, d);
+    if (strcmp(got, want) != 0)
+      fail_msg("%.17g: got %s, want %s", d, got, want);
+    if (i % 1000 == 0)
+      ck_arena_reset(a);
+  }
+  ck_arena_free(a);
 }
 
 /* Every float of conformance case 061, as the reference prints them. */
@@ -186,7 +261,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_case_061_floats), cmocka_unit_test(test_case_061_document),
       cmocka_unit_test(test_escaping),        cmocka_unit_test(test_round_trip_identity),
-      cmocka_unit_test(test_raw_and_caps),
+      cmocka_unit_test(test_raw_and_caps),    cmocka_unit_test(test_doubles_against_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

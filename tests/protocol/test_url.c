@@ -116,8 +116,12 @@ static void test_other_schemes(void **state) {
   check("s3://bucket:99/x/../y", "s3://bucket:99/y");
   check("mailto:someone@example.com", "mailto:someone@example.com");
   check("urn:/a/./b", "urn:/a/b");
+  /* A host-less path that starts with an empty segment is kept a path with "/.". */
+  check("s3:/.//host/x", "s3:/.//host/x");
+  check("s3:/a/..//host", "s3:/.//host");
   check("file:///etc/passwd", "file:///etc/passwd");
   check("file://localhost/etc", "file:///etc");
+  check("FILE://LocalHost/etc", "file:///etc");
   check("file://Host/share", "file://host/share");
 }
 
