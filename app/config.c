@@ -209,14 +209,13 @@ static int load_yaml(app_config *cfg, const char *path) {
                 key);
         rc = 2;
       } else if (r > 0) {
-        fprintf(stderr, "chatkit-server: (in %s:%zu, key %s)\n", path, k->start_mark.line + 1,
-                key);
+        fprintf(stderr, "chatkit-server: (in %s:%zu, key %s)\n", path, k->start_mark.line + 1, key);
         rc = r;
       }
     } else if (strcmp(key, "agents") != 0 && strcmp(key, "tools") != 0 &&
                strcmp(key, "providers") != 0 && strcmp(key, "auth") != 0) {
-      fprintf(stderr, "chatkit-server: %s:%zu: unknown section %s\n", path,
-              k->start_mark.line + 1, key);
+      fprintf(stderr, "chatkit-server: %s:%zu: unknown section %s\n", path, k->start_mark.line + 1,
+              key);
       rc = 2;
     }
   }
@@ -294,8 +293,8 @@ int app_config_load(app_config *cfg, int argc, char **argv) {
     }
   }
   const char *key = getenv("OPENAI_API_KEY");
-  if (key != NULL && (rc = set_str(cfg->openai_api_key, sizeof(cfg->openai_api_key),
-                                   "OPENAI_API_KEY", key)) != 0)
+  if (key != NULL &&
+      (rc = set_str(cfg->openai_api_key, sizeof(cfg->openai_api_key), "OPENAI_API_KEY", key)) != 0)
     return rc;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];

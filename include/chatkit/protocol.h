@@ -75,14 +75,14 @@ int ck_request_parse(ck_arena *a, const char *body, size_t len, ck_request *out,
 
 /** The protocol models a value can be normalised as. */
 typedef enum ck_model {
-  CK_MODEL_THREAD_ITEM,     /* any thread item (discriminated by "type") */
-  CK_MODEL_STREAM_EVENT,    /* any stream event (discriminated by "type") */
-  CK_MODEL_THREAD_METADATA, /* a stored thread: title?, id, created_at, status, ... */
-  CK_MODEL_ATTACHMENT,      /* a file or image attachment, metadata included */
-  CK_MODEL_WIDGET_ROOT,     /* a widget root (Card, ListView, Basic), nulls stripped */
-  CK_MODEL_ITEM_UPDATE,     /* the `update` of a thread.item.updated event */
-  CK_MODEL_TASK,            /* a workflow task */
-  CK_MODEL_WORKFLOW,        /* a workflow */
+  CK_MODEL_THREAD_ITEM,       /* any thread item (discriminated by "type") */
+  CK_MODEL_STREAM_EVENT,      /* any stream event (discriminated by "type") */
+  CK_MODEL_THREAD_METADATA,   /* a stored thread: title?, id, created_at, status, ... */
+  CK_MODEL_ATTACHMENT,        /* a file or image attachment, metadata included */
+  CK_MODEL_WIDGET_ROOT,       /* a widget root (Card, ListView, Basic), nulls stripped */
+  CK_MODEL_ITEM_UPDATE,       /* the `update` of a thread.item.updated event */
+  CK_MODEL_TASK,              /* a workflow task */
+  CK_MODEL_WORKFLOW,          /* a workflow */
   CK_MODEL_ASSISTANT_CONTENT, /* {"annotations","text","type":"output_text"} */
   CK_MODEL_ANNOTATION,
 } ck_model;

@@ -51,9 +51,9 @@ const char *ck_id_prefix(const char *kind);
 
 /** What a non-streaming handler gets besides its arguments. */
 typedef struct ck_call {
-  ck_server *server;  /* for ck_server_generate_id */
-  ck_arena *arena;    /* results may be allocated here; freed when the request ends */
-  const ck_ctx *ctx;  /* the request context */
+  ck_server *server; /* for ck_server_generate_id */
+  ck_arena *arena;   /* results may be allocated here; freed when the request ends */
+  const ck_ctx *ctx; /* the request context */
 } ck_call;
 
 /** The integration's handlers. Every function pointer may be NULL: the reference's default
@@ -74,12 +74,12 @@ typedef struct ck_handlers {
 
   /** Handles a non-streaming widget action. Set `*updated_item` (from call->arena) to a
    * replacement item or leave it NULL. */
-  int (*sync_action)(void *ud, const ck_call *call, const ck_json *thread,
-                     const ck_json *action, const ck_json *sender, ck_json **updated_item);
+  int (*sync_action)(void *ud, const ck_call *call, const ck_json *thread, const ck_json *action,
+                     const ck_json *sender, ck_json **updated_item);
 
   /** Records feedback (`kind` is "positive" or "negative") on `item_ids` (a JSON array). */
-  int (*add_feedback)(void *ud, const ck_call *call, const char *thread_id,
-                      const ck_json *item_ids, const char *kind);
+  int (*add_feedback)(void *ud, const ck_call *call, const char *thread_id, const ck_json *item_ids,
+                      const char *kind);
 
   /** Transcribes audio: `media_type` is `mime_type` before its first ';'. Set `*text` to a
    * NUL-terminated string from call->arena. */
@@ -87,8 +87,7 @@ typedef struct ck_handlers {
                     const char *mime_type, const char *media_type, const char **text);
 
   /** Decides the stream options for `thread`; sets `*allow_cancel`. */
-  int (*stream_options)(void *ud, const ck_call *call, const ck_json *thread,
-                        bool *allow_cancel);
+  int (*stream_options)(void *ud, const ck_call *call, const ck_json *thread, bool *allow_cancel);
 
   /** Replaces the cancellation routine. `pending` is a JSON array of the items that were
    * added but not done. The default (ck_stream_default_cancel) saves non-empty assistant
@@ -111,12 +110,12 @@ typedef struct ck_attachment_store {
 /* ---- The server ---------------------------------------------------------------------------- */
 
 typedef struct ck_server_config {
-  ck_store *store;                          /* required; borrowed, must outlive the server */
-  const ck_attachment_store *attachments;   /* optional; borrowed */
-  ck_handlers handlers;                     /* copied */
-  ck_idgen_fn idgen;                        /* NULL: the default random ids */
+  ck_store *store;                        /* required; borrowed, must outlive the server */
+  const ck_attachment_store *attachments; /* optional; borrowed */
+  ck_handlers handlers;                   /* copied */
+  ck_idgen_fn idgen;                      /* NULL: the default random ids */
   void *idgen_ud;
-  ck_clock_fn clock;                        /* NULL: wall-clock local time */
+  ck_clock_fn clock; /* NULL: wall-clock local time */
   void *clock_ud;
 } ck_server_config;
 
@@ -167,7 +166,8 @@ typedef struct ck_sink {
   void *ud;
 } ck_sink;
 
-/** Runs a stream to its end, sending events to `sink`. Returns CK_OK when the stream completed,
+/** Runs a stream to its end, sending events to `sink` (copied; its `ud` must stay valid until
+ * the stream ends). Returns CK_OK when the stream completed,
  * CK_ECANCELLED when the client disconnected (the cancellation routine has run), or another
  * code when the stream was aborted (details in ck_stream_error); then no error event was sent,
  * as in the reference. Run a stream once. */

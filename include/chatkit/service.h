@@ -32,16 +32,16 @@ typedef int (*ck_service_auth_fn)(void *ud, const ck_http_request *req, ck_arena
                                   ck_ctx *ctx, const char **message);
 
 typedef struct ck_service_config {
-  ck_server *server;      /* required; borrowed */
-  ck_store *store;        /* for GET /ready; borrowed, may be NULL */
-  const char *path;       /* the ChatKit endpoint; NULL: "/chatkit" */
-  int workers;            /* worker threads; 0: 4 */
+  ck_server *server; /* required; borrowed */
+  ck_store *store;   /* for GET /ready; borrowed, may be NULL */
+  const char *path;  /* the ChatKit endpoint; NULL: "/chatkit" */
+  int workers;       /* worker threads; 0: 4 */
   /* Allowed CORS origins, comma-separated ("*" allows any). NULL: "http://localhost:3000".
    * The server's own origin (http://HOST:PORT) is always allowed. */
   const char *cors_origins;
-  int shutdown_grace_ms;  /* how long streams may finish after a shutdown; 0: 10000 */
-  ck_http_config http;    /* zero fields take the HTTP layer's defaults */
-  ck_log *log;            /* borrowed; NULL: no logs */
+  int shutdown_grace_ms; /* how long streams may finish after a shutdown; 0: 10000 */
+  ck_http_config http;   /* zero fields take the HTTP layer's defaults */
+  ck_log *log;           /* borrowed; NULL: no logs */
   ck_service_auth_fn auth;
   void *auth_ud;
 } ck_service_config;

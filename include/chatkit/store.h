@@ -37,9 +37,9 @@ extern "C" {
 
 /** The per-request context that flows, unchanged, to every store and handler call. */
 typedef struct ck_ctx {
-  const char *user_id; /* the authenticated user; NULL or "" means the anonymous user */
+  const char *user_id;    /* the authenticated user; NULL or "" means the anonymous user */
   const char *request_id; /* for logs; may be NULL */
-  void *user_data;     /* opaque pointer for integrators; never touched by the library */
+  void *user_data;        /* opaque pointer for integrators; never touched by the library */
 } ck_ctx;
 
 typedef enum ck_order { CK_ORDER_DESC = 0, CK_ORDER_ASC = 1 } ck_order;

@@ -118,8 +118,7 @@ int ck_stream_push_canonical(ck_stream *s, const ck_json *event) {
 }
 
 /* The end marker carries the failure as "code\0message\0" in its text. */
-static int push_end(ck_stream *s, int rc, const char *code, const char *message,
-                    int allow_retry) {
+static int push_end(ck_stream *s, int rc, const char *code, const char *message, int allow_retry) {
   size_t cl = code ? strlen(code) : 0, ml = message ? strlen(message) : 0;
   ck__queued *q = calloc(1, sizeof(*q) + cl + ml + 2);
   if (q == NULL)

@@ -144,7 +144,8 @@ int ck_workflow_add_task(ck_stream *s, const ck_json *task) {
     return emit_workflow_item(s, "thread.item.added");
   }
   ck_json *upd = ck_json_object(s->scratch);
-  if (upd == NULL || ck_json_object_set(upd, "type", ck_json_str(s->scratch, "workflow.task.added")) ||
+  if (upd == NULL ||
+      ck_json_object_set(upd, "type", ck_json_str(s->scratch, "workflow.task.added")) ||
       ck_json_object_set(upd, "task_index", ck_json_int(s->scratch, (int64_t)index)) ||
       ck_json_object_set(upd, "task", ck_json_copy(s->scratch, canon)))
     return CK_ENOMEM;
@@ -172,8 +173,8 @@ int ck_workflow_update_task(ck_stream *s, const ck_json *task, size_t index) {
       ck_json_object_set(upd, "task_index", ck_json_int(s->scratch, (int64_t)index)) ||
       ck_json_object_set(upd, "task", ck_json_copy(s->scratch, canon)))
     return CK_ENOMEM;
-  ck_json *ev = ck_event_item_updated(
-      s->scratch, ck_json_object_get_str(s->workflow.item, "id"), upd);
+  ck_json *ev =
+      ck_event_item_updated(s->scratch, ck_json_object_get_str(s->workflow.item, "id"), upd);
   return ev ? ck__stream_emit(s, ev) : CK_ENOMEM;
 }
 

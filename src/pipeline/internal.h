@@ -26,9 +26,9 @@ typedef struct ck__part {
 
 /* An item that was added but is not done yet (what a cancel may persist). */
 typedef struct ck__pending {
-  const char *id;   /* stream arena */
-  ck_json *item;    /* deep copy in the stream arena */
-  ck__part *parts;  /* assistant messages only (heap) */
+  const char *id;  /* stream arena */
+  ck_json *item;   /* deep copy in the stream arena */
+  ck__part *parts; /* assistant messages only (heap) */
   size_t nparts;
 } ck__pending;
 
@@ -60,11 +60,11 @@ typedef struct ck__workflow {
 /* An event queued by an asynchronous handler, as serialised JSON, or the end marker. */
 typedef struct ck__queued {
   struct ck__queued *next;
-  bool end;       /* the handler finished; `rc` is its result */
+  bool end; /* the handler finished; `rc` is its result */
   int rc;
   bool canonical; /* built with the protocol builders: skip validation */
   size_t len;
-  char json[];    /* the event text (NUL-terminated) */
+  char json[]; /* the event text (NUL-terminated) */
 } ck__queued;
 
 struct ck_stream {
@@ -73,11 +73,11 @@ struct ck_stream {
   ck_arena *arena;   /* lives as long as the stream */
   ck_arena *scratch; /* emptied after every emit */
   ck_request req;
-  ck_json *thread;   /* the live thread metadata the handler may change */
-  ck_buf snapshot;   /* the thread object as serialised at the last change check */
-  ck_buf canonical;  /* its canonical form then (what was last saved or announced) */
-  ck_buf frame;      /* the SSE frame being built */
-  const ck_sink *sink;
+  ck_json *thread;  /* the live thread metadata the handler may change */
+  ck_buf snapshot;  /* the thread object as serialised at the last change check */
+  ck_buf canonical; /* its canonical form then (what was last saved or announced) */
+  ck_buf frame;     /* the SSE frame being built */
+  ck_sink sink;     /* copied: the caller's struct may be gone when an async stream drains */
   atomic_bool cancelled;
   size_t sent;
   ck_error_info error;
@@ -95,10 +95,10 @@ struct ck_stream {
   pthread_mutex_t mu;
   pthread_cond_t wake; /* signalled on cancel, for ck_stream_sleep */
   ck__queued *qhead, *qtail;
-  int async_error;      /* an event failed to persist: the rest is dropped */
-  bool async;           /* the handler returned CK_PENDING and has not ended */
-  bool draining;        /* a drain is running or scheduled: pushes do not notify */
-  bool ended;           /* the end marker was pushed */
+  int async_error; /* an event failed to persist: the rest is dropped */
+  bool async;      /* the handler returned CK_PENDING and has not ended */
+  bool draining;   /* a drain is running or scheduled: pushes do not notify */
+  bool ended;      /* the end marker was pushed */
   void (*notify)(void *ud, ck_stream *s);
   void *notify_ud;
   void (*on_cancel)(void *ud);

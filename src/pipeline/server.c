@@ -27,9 +27,8 @@ int ck__set_error(ck_error_info *err, int code, const char *fmt, ...) {
 
 const char *ck_id_prefix(const char *kind) {
   static const char *const map[][2] = {
-      {"thread", "thr"},    {"message", "msg"},    {"tool_call", "tc"},
-      {"task", "tsk"},      {"workflow", "wf"},    {"attachment", "atc"},
-      {"sdk_hidden_context", "shcx"}};
+      {"thread", "thr"},  {"message", "msg"},    {"tool_call", "tc"},           {"task", "tsk"},
+      {"workflow", "wf"}, {"attachment", "atc"}, {"sdk_hidden_context", "shcx"}};
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
     if (strcmp(kind, map[i][0]) == 0)
       return map[i][1];
@@ -37,8 +36,7 @@ const char *ck_id_prefix(const char *kind) {
 }
 
 /* The reference's default: the prefix, '_' and the first 8 hex digits of a random UUID. */
-static int default_idgen(void *ud, const char *kind, const ck_json *thread, char *out,
-                         size_t cap) {
+static int default_idgen(void *ud, const char *kind, const ck_json *thread, char *out, size_t cap) {
   const char *prefix = ck_id_prefix(kind);
   unsigned char r[4];
   if (prefix == NULL)
@@ -114,8 +112,7 @@ static int store_error(ck_error_info *err, int rc, const char *what, const char 
     return ck__set_error(err, rc, "%s %s not found", what, id ? id : "");
   if (rc == CK_ENOMEM)
     return ck__set_error(err, rc, "out of memory");
-  return ck__set_error(err, rc == CK_EINVAL ? CK_ESTORE : rc, "store error: %s",
-                       ck_strerror(rc));
+  return ck__set_error(err, rc == CK_EINVAL ? CK_ESTORE : rc, "store error: %s", ck_strerror(rc));
 }
 
 static const char *param_str(const ck_request *req, const char *key) {
@@ -172,8 +169,8 @@ static int op_get_by_id(ck_server *srv, ck_arena *a, const ck_request *req, cons
   return ck_json_write(body, wire);
 }
 
-static int op_threads_list(ck_server *srv, ck_arena *a, const ck_request *req,
-                           const ck_ctx *ctx, ck_buf *body, ck_error_info *err) {
+static int op_threads_list(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,
+                           ck_buf *body, ck_error_info *err) {
   ck_page page = {0};
   const char *after = param_str(req, "after");
   int rc = srv->store->vt->load_threads(srv->store, a, ck__page_limit(req->params), after,
@@ -200,9 +197,9 @@ static int op_items_list(ck_server *srv, ck_arena *a, const ck_request *req, con
                          ck_buf *body, ck_error_info *err) {
   ck_page page = {0};
   const char *tid = param_str(req, "thread_id");
-  int rc = srv->store->vt->load_thread_items(srv->store, a, tid, param_str(req, "after"),
-                                             ck__page_limit(req->params), param_order(req), ctx,
-                                             &page);
+  int rc =
+      srv->store->vt->load_thread_items(srv->store, a, tid, param_str(req, "after"),
+                                        ck__page_limit(req->params), param_order(req), ctx, &page);
   if (rc == CK_OK)
     rc = filter_page_items(a, &page);
   if (rc != CK_OK)
@@ -217,9 +214,9 @@ static int op_feedback(ck_server *srv, ck_arena *a, const ck_request *req, const
                        ck_buf *body, ck_error_info *err) {
   if (srv->h.add_feedback != NULL) {
     ck_call call = {srv, a, ctx};
-    int rc = srv->h.add_feedback(srv->h.ud, &call, param_str(req, "thread_id"),
-                                 ck_json_object_get(req->params, "item_ids"),
-                                 param_str(req, "kind"));
+    int rc =
+        srv->h.add_feedback(srv->h.ud, &call, param_str(req, "thread_id"),
+                            ck_json_object_get(req->params, "item_ids"), param_str(req, "kind"));
     if (rc != CK_OK)
       return ck__set_error(err, rc, "add_feedback failed: %s", ck_strerror(rc));
   }
@@ -272,8 +269,8 @@ static int op_attachments_delete(ck_server *srv, ck_arena *a, const ck_request *
   return write_empty(body);
 }
 
-static int op_threads_update(ck_server *srv, ck_arena *a, const ck_request *req,
-                             const ck_ctx *ctx, ck_buf *body, ck_error_info *err) {
+static int op_threads_update(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,
+                             ck_buf *body, ck_error_info *err) {
   const char *tid = param_str(req, "thread_id");
   ck_json *thread = NULL;
   int rc = srv->store->vt->load_thread(srv->store, a, tid, ctx, &thread);
@@ -302,8 +299,8 @@ static int op_threads_update(ck_server *srv, ck_arena *a, const ck_request *req,
   return ck_json_write(body, wire);
 }
 
-static int op_threads_delete(ck_server *srv, ck_arena *a, const ck_request *req,
-                             const ck_ctx *ctx, ck_buf *body, ck_error_info *err) {
+static int op_threads_delete(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,
+                             ck_buf *body, ck_error_info *err) {
   const char *tid = param_str(req, "thread_id");
   int rc = srv->store->vt->delete_thread(srv->store, tid, ctx);
   if (rc != CK_OK)

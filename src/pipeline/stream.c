@@ -99,7 +99,7 @@ int ck__stream_send(ck_stream *s, const ck_json *event) {
     rc = ck_buf_append(&s->frame, "\n\n", 2);
   if (rc != CK_OK)
     return rc;
-  rc = s->sink->frame(s->sink->ud, s->frame.data, s->frame.len);
+  rc = s->sink.frame(s->sink.ud, s->frame.data, s->frame.len);
   if (rc != CK_OK) {
     atomic_store(&s->cancelled, true);
     return CK_ECANCELLED;

@@ -198,8 +198,7 @@ static int set_and_normalize(ck_stream *s, ck_model model, const ck_json *obj, c
   ck_validation_error verr;
   rc = ck_protocol_normalize(s->arena, model, copy, out, &verr);
   if (rc == CK_EINVAL)
-    return ck__set_error(&s->error, CK_ESTORE, "stored %s is invalid: %s", verr.path,
-                         verr.message);
+    return ck__set_error(&s->error, CK_ESTORE, "stored %s is invalid: %s", verr.path, verr.message);
   return rc;
 }
 
@@ -240,8 +239,8 @@ static int add_user_message(ck_stream *s, const ck_json **out) {
   ck_json *quoted = ck_json_object_get(input, "quoted_text");
   if (quoted != NULL)
     rc |= ck_json_object_set(item, "quoted_text", quoted);
-  rc |= ck_json_object_set(item, "inference_options", ck_json_object_get(input,
-                                                                          "inference_options"));
+  rc |=
+      ck_json_object_set(item, "inference_options", ck_json_object_get(input, "inference_options"));
   if (rc != CK_OK)
     return CK_ENOMEM;
   for (size_t i = 0; i < ck_json_array_size(atts); i++) {
@@ -301,8 +300,7 @@ static int op_add_user_message(ck_stream *s) {
 static bool is_pending_tool_call(const ck_json *item) {
   const char *type = ck_json_object_get_str(item, "type");
   const char *status = ck_json_object_get_str(item, "status");
-  return type && status && strcmp(type, "client_tool_call") == 0 &&
-         strcmp(status, "pending") == 0;
+  return type && status && strcmp(type, "client_tool_call") == 0 && strcmp(status, "pending") == 0;
 }
 
 static int op_add_client_tool_output(ck_stream *s) {
@@ -364,7 +362,8 @@ static int answer_structured_input(ck_stream *s, const ck_json *item, ck_json **
     ck_json *vals = ck_json_array(a);
     if (answer == NULL || vals == NULL)
       return CK_ENOMEM;
-    bool skipped = skip_all || ans == NULL || ck_json_bool_value(ck_json_object_get(ans, "skipped")) ||
+    bool skipped = skip_all || ans == NULL ||
+                   ck_json_bool_value(ck_json_object_get(ans, "skipped")) ||
                    ck_json_array_size(values) == 0;
     if (!skipped) {
       const char *type = ck_json_object_get_str(in, "type");
@@ -398,8 +397,7 @@ static int op_add_structured_input(ck_stream *s) {
   if (type == NULL || strcmp(type, "structured_input") != 0)
     return ck__set_error(&s->error, CK_ESTATE, "Item %s is not a StructuredInputItem", item_id);
   if (status == NULL || strcmp(status, "pending") != 0)
-    return ck__set_error(&s->error, CK_ESTATE, "Structured input item %s is not pending",
-                         item_id);
+    return ck__set_error(&s->error, CK_ESTATE, "Structured input item %s is not pending", item_id);
   rc = answer_structured_input(s, item, &updated);
   if (rc != CK_OK)
     return rc;
@@ -483,7 +481,7 @@ static int op_custom_action(ck_stream *s) {
 
 int ck_stream_run(ck_stream *s, const ck_sink *sink) {
   int rc;
-  s->sink = sink;
+  s->sink = *sink;
   switch (s->req.type) {
   case CK_REQ_THREADS_CREATE:
     rc = op_create(s);

@@ -167,9 +167,9 @@ static bool set_val(ck_json *o, const char *key, ck_json *v) {
 ck_json *ck_thread_new(ck_arena *a, const char *id, const char *created_at) {
   ck_json *t = ck_json_object(a);
   ck_json *status = ck_json_object(a);
-  if (t == NULL || status == NULL || !set_str(status, "type", "active") ||
-      !set_str(t, "id", id) || !set_str(t, "created_at", created_at) ||
-      !set_val(t, "status", status) || !set_val(t, "metadata", ck_json_object(a)))
+  if (t == NULL || status == NULL || !set_str(status, "type", "active") || !set_str(t, "id", id) ||
+      !set_str(t, "created_at", created_at) || !set_val(t, "status", status) ||
+      !set_val(t, "metadata", ck_json_object(a)))
     return NULL;
   return t;
 }
@@ -220,8 +220,8 @@ ck_json *ck_update_text_delta(ck_arena *a, int content_index, const char *delta,
 
 ck_json *ck_update_content_part(ck_arena *a, bool done, int content_index, ck_json *content) {
   ck_json *u = ck_json_object(a);
-  const char *type = done ? "assistant_message.content_part.done"
-                          : "assistant_message.content_part.added";
+  const char *type =
+      done ? "assistant_message.content_part.done" : "assistant_message.content_part.added";
   if (u == NULL || !set_str(u, "type", type) ||
       !set_val(u, "content_index", ck_json_int(a, content_index)) ||
       !set_val(u, "content", content))

@@ -5,35 +5,56 @@
 
 #define COUNT(x) (sizeof(x) / sizeof((x)[0]))
 
-#define STR {CK__STR, NULL}
-#define INT {CK__INT, NULL}
-#define FLOAT {CK__FLOAT, NULL}
-#define BOOL {CK__BOOL, NULL}
-#define DT {CK__DATETIME, NULL}
-#define URL {CK__URL, NULL}
-#define ICON {CK__ICON, NULL}
-#define ANY {CK__ANY, NULL}
-#define DICT {CK__DICT, NULL}
-#define WIDGET_ROOT {CK__WIDGET, NULL}
-#define WIDGET_COMPONENT {CK__WIDGET, "component"}
-#define LIT(l) {CK__LITERAL, l}
-#define TAG(s) {CK__TAG, s}
-#define MODEL(m) {CK__MODEL, &m}
-#define LIST(t) {CK__LIST, &t}
-#define MAP(t) {CK__MAP, &t}
-#define UNION(u) {CK__UNION, &u}
+#define STR                                                                                        \
+  { CK__STR, NULL }
+#define INT                                                                                        \
+  { CK__INT, NULL }
+#define FLOAT                                                                                      \
+  { CK__FLOAT, NULL }
+#define BOOL                                                                                       \
+  { CK__BOOL, NULL }
+#define DT                                                                                         \
+  { CK__DATETIME, NULL }
+#define URL                                                                                        \
+  { CK__URL, NULL }
+#define ICON                                                                                       \
+  { CK__ICON, NULL }
+#define ANY                                                                                        \
+  { CK__ANY, NULL }
+#define DICT                                                                                       \
+  { CK__DICT, NULL }
+#define WIDGET_ROOT                                                                                \
+  { CK__WIDGET, NULL }
+#define WIDGET_COMPONENT                                                                           \
+  { CK__WIDGET, "component" }
+#define LIT(l)                                                                                     \
+  { CK__LITERAL, l }
+#define TAG(s)                                                                                     \
+  { CK__TAG, s }
+#define MODEL(m)                                                                                   \
+  { CK__MODEL, &m }
+#define LIST(t)                                                                                    \
+  { CK__LIST, &t }
+#define MAP(t)                                                                                     \
+  { CK__MAP, &t }
+#define UNION(u)                                                                                   \
+  { CK__UNION, &u }
 
-#define REQ(n, t) {n, t, CK__REQ, NULL}
-#define OPT(n, t) {n, t, CK__OPT, NULL}
-#define DEF(n, t, d) {n, t, CK__DEF, d}
-#define REQ_ANY(n) {n, ANY, CK__REQ_ANY, NULL}
+#define REQ(n, t)                                                                                  \
+  { n, t, CK__REQ, NULL }
+#define OPT(n, t)                                                                                  \
+  { n, t, CK__OPT, NULL }
+#define DEF(n, t, d)                                                                               \
+  { n, t, CK__DEF, d }
+#define REQ_ANY(n)                                                                                 \
+  { n, ANY, CK__REQ_ANY, NULL }
 
-#define DEFINE_MODEL(var, name, ...)                                                             \
-  static const ck__field var##_fields[] = {__VA_ARGS__};                                        \
+#define DEFINE_MODEL(var, name, ...)                                                               \
+  static const ck__field var##_fields[] = {__VA_ARGS__};                                           \
   static const ck__model var = {name, var##_fields, COUNT(var##_fields)}
 
-#define DEFINE_UNION(storage, var, disc, ...)                                                    \
-  static const ck__variant var##_variants[] = {__VA_ARGS__};                                    \
+#define DEFINE_UNION(storage, var, disc, ...)                                                      \
+  static const ck__variant var##_variants[] = {__VA_ARGS__};                                       \
   storage const ck__union var = {disc, var##_variants, COUNT(var##_variants)}
 
 /* ---- Literal sets ---- */
@@ -57,11 +78,11 @@ DEFINE_MODEL(m_inference_options, "InferenceOptions", OPT("tool_choice", MODEL(m
              OPT("model", STR));
 DEFINE_MODEL(m_input_text, "UserMessageTextContent", REQ("type", TAG("input_text")),
              REQ("text", STR));
-DEFINE_MODEL(m_input_tag, "UserMessageTagContent", REQ("type", TAG("input_tag")),
-             REQ("id", STR), REQ("text", STR), REQ("data", DICT), OPT("group", STR),
+DEFINE_MODEL(m_input_tag, "UserMessageTagContent", REQ("type", TAG("input_tag")), REQ("id", STR),
+             REQ("text", STR), REQ("data", DICT), OPT("group", STR),
              DEF("interactive", BOOL, "false"));
 DEFINE_UNION(static, u_user_content, "type", {"input_text", &m_input_text},
-                    {"input_tag", &m_input_tag});
+             {"input_tag", &m_input_tag});
 static const ck__type t_user_content = UNION(u_user_content);
 
 /* ---- Attachments ---- */
@@ -79,7 +100,7 @@ DEFINE_UNION(, ck__attachment_union, "type", {"file", &m_file_attachment},
 static const ck__type t_attachment = UNION(ck__attachment_union);
 
 /* ---- Sources and annotations ---- */
-#define SOURCE_BASE                                                                              \
+#define SOURCE_BASE                                                                                \
   REQ("title", STR), OPT("description", STR), OPT("timestamp", STR), OPT("group", STR)
 DEFINE_MODEL(m_url_source, "URLSource", SOURCE_BASE, REQ("type", TAG("url")), REQ("url", STR),
              OPT("attribution", STR));
@@ -90,26 +111,25 @@ DEFINE_MODEL(m_entity_source, "EntitySource", SOURCE_BASE, REQ("type", TAG("enti
              DEF("interactive", BOOL, "false"), DEF("data", DICT, "{}"),
              OPT("preview", LIT(lit_preview)));
 DEFINE_UNION(static, u_source, "type", {"url", &m_url_source}, {"file", &m_file_source},
-                    {"entity", &m_entity_source});
+             {"entity", &m_entity_source});
 static const ck__type t_url_source = MODEL(m_url_source);
 static const ck__type t_file_source = MODEL(m_file_source);
 
-static const ck__field annotation_fields[] = {
-    REQ("type", TAG("annotation")), REQ("source", UNION(u_source)), OPT("index", INT)};
-const ck__model ck__annotation_model = {"Annotation", annotation_fields,
-                                        COUNT(annotation_fields)};
+static const ck__field annotation_fields[] = {REQ("type", TAG("annotation")),
+                                              REQ("source", UNION(u_source)), OPT("index", INT)};
+const ck__model ck__annotation_model = {"Annotation", annotation_fields, COUNT(annotation_fields)};
 static const ck__type t_annotation = MODEL(ck__annotation_model);
-static const ck__field assistant_content_fields[] = {
-    DEF("annotations", LIST(t_annotation), "[]"), REQ("text", STR),
-    REQ("type", TAG("output_text"))};
-const ck__model ck__assistant_content_model = {
-    "AssistantMessageContent", assistant_content_fields, COUNT(assistant_content_fields)};
+static const ck__field assistant_content_fields[] = {DEF("annotations", LIST(t_annotation), "[]"),
+                                                     REQ("text", STR),
+                                                     REQ("type", TAG("output_text"))};
+const ck__model ck__assistant_content_model = {"AssistantMessageContent", assistant_content_fields,
+                                               COUNT(assistant_content_fields)};
 static const ck__type t_assistant_content = MODEL(ck__assistant_content_model);
 
 /* ---- Workflows and tasks ---- */
 #define TASK_BASE DEF("status_indicator", LIT(lit_status_indicator), "\"none\"")
-DEFINE_MODEL(m_custom_task, "CustomTask", TASK_BASE, REQ("type", TAG("custom")),
-             OPT("title", STR), OPT("icon", ICON), OPT("content", STR));
+DEFINE_MODEL(m_custom_task, "CustomTask", TASK_BASE, REQ("type", TAG("custom")), OPT("title", STR),
+             OPT("icon", ICON), OPT("content", STR));
 DEFINE_MODEL(m_search_task, "SearchTask", TASK_BASE, REQ("type", TAG("web_search")),
              OPT("title", STR), OPT("title_query", STR), DEF("queries", LIST(t_str), "[]"),
              DEF("sources", LIST(t_url_source), "[]"));
@@ -117,8 +137,7 @@ DEFINE_MODEL(m_thought_task, "ThoughtTask", TASK_BASE, REQ("type", TAG("thought"
              OPT("title", STR), REQ("content", STR));
 DEFINE_MODEL(m_file_task, "FileTask", TASK_BASE, REQ("type", TAG("file")), OPT("title", STR),
              DEF("sources", LIST(t_file_source), "[]"));
-DEFINE_MODEL(m_image_task, "ImageTask", TASK_BASE, REQ("type", TAG("image")),
-             OPT("title", STR));
+DEFINE_MODEL(m_image_task, "ImageTask", TASK_BASE, REQ("type", TAG("image")), OPT("title", STR));
 DEFINE_UNION(, ck__task_union, "type", {"custom", &m_custom_task}, {"web_search", &m_search_task},
              {"thought", &m_thought_task}, {"file", &m_file_task}, {"image", &m_image_task});
 static const ck__type t_task = UNION(ck__task_union);
@@ -143,16 +162,15 @@ DEFINE_MODEL(m_multiple_choice, "MultipleChoiceInput", REQ("id", STR), REQ("ques
              OPT("answer", MODEL(m_answer)), REQ("type", TAG("multiple_choice")),
              REQ("options", LIST(t_choice_option)), DEF("multiple", BOOL, "false"));
 DEFINE_MODEL(m_freeform, "FreeformInput", REQ("id", STR), REQ("question", STR),
-             OPT("answer", MODEL(m_answer)), REQ("type", TAG("freeform")),
-             OPT("description", STR));
+             OPT("answer", MODEL(m_answer)), REQ("type", TAG("freeform")), OPT("description", STR));
 DEFINE_UNION(static, u_structured_input, "type", {"multiple_choice", &m_multiple_choice},
-                    {"freeform", &m_freeform});
+             {"freeform", &m_freeform});
 static const ck__type t_structured_input = UNION(u_structured_input);
 
 DEFINE_MODEL(m_generated_image, "GeneratedImage", REQ("id", STR), REQ("url", STR));
 
 /* ---- Thread items ---- */
-#define ITEM_BASE(tag)                                                                           \
+#define ITEM_BASE(tag)                                                                             \
   REQ("id", STR), REQ("thread_id", STR), REQ("created_at", DT), REQ("type", TAG(tag))
 DEFINE_MODEL(m_user_message, "UserMessageItem", ITEM_BASE("user_message"),
              REQ("content", LIST(t_user_content)), DEF("attachments", LIST(t_attachment), "[]"),
@@ -178,9 +196,8 @@ DEFINE_MODEL(m_sdk_hidden_context_item, "SDKHiddenContextItem", ITEM_BASE("sdk_h
              REQ("content", STR));
 DEFINE_MODEL(m_end_of_turn_item, "EndOfTurnItem", ITEM_BASE("end_of_turn"));
 DEFINE_UNION(, ck__thread_item_union, "type", {"user_message", &m_user_message},
-             {"assistant_message", &m_assistant_message},
-             {"client_tool_call", &m_client_tool_call}, {"widget", &m_widget_item},
-             {"generated_image", &m_generated_image_item},
+             {"assistant_message", &m_assistant_message}, {"client_tool_call", &m_client_tool_call},
+             {"widget", &m_widget_item}, {"generated_image", &m_generated_image_item},
              {"structured_input", &m_structured_input_item}, {"workflow", &m_workflow_item},
              {"task", &m_task_item}, {"hidden_context_item", &m_hidden_context_item},
              {"sdk_hidden_context", &m_sdk_hidden_context_item},
@@ -192,11 +209,11 @@ DEFINE_MODEL(m_status_active, "ActiveStatus", REQ("type", TAG("active")));
 DEFINE_MODEL(m_status_locked, "LockedStatus", REQ("type", TAG("locked")), OPT("reason", STR));
 DEFINE_MODEL(m_status_closed, "ClosedStatus", REQ("type", TAG("closed")), OPT("reason", STR));
 DEFINE_UNION(static, u_thread_status, "type", {"active", &m_status_active},
-                    {"locked", &m_status_locked}, {"closed", &m_status_closed});
+             {"locked", &m_status_locked}, {"closed", &m_status_closed});
 
-#define THREAD_BASE                                                                              \
-  OPT("title", STR), REQ("id", STR), REQ("created_at", DT),                                    \
-      DEF("status", UNION(u_thread_status), "{\"type\":\"active\"}"),                            \
+#define THREAD_BASE                                                                                \
+  OPT("title", STR), REQ("id", STR), REQ("created_at", DT),                                        \
+      DEF("status", UNION(u_thread_status), "{\"type\":\"active\"}"),                              \
       OPT("allowed_image_domains", LIST(t_str)), DEF("metadata", DICT, "{}")
 static const ck__field thread_metadata_fields[] = {THREAD_BASE};
 const ck__model ck__thread_metadata_model = {"ThreadMetadata", thread_metadata_fields,
@@ -215,9 +232,8 @@ DEFINE_MODEL(m_part_delta, "AssistantMessageContentPartTextDelta",
              UPDATE("assistant_message.content_part.text_delta"), REQ("content_index", INT),
              REQ("delta", STR));
 DEFINE_MODEL(m_part_annotation, "AssistantMessageContentPartAnnotationAdded",
-             UPDATE("assistant_message.content_part.annotation_added"),
-             REQ("content_index", INT), REQ("annotation_index", INT),
-             REQ("annotation", MODEL(ck__annotation_model)));
+             UPDATE("assistant_message.content_part.annotation_added"), REQ("content_index", INT),
+             REQ("annotation_index", INT), REQ("annotation", MODEL(ck__annotation_model)));
 DEFINE_MODEL(m_part_done, "AssistantMessageContentPartDone",
              UPDATE("assistant_message.content_part.done"), REQ("content_index", INT),
              REQ("content", MODEL(ck__assistant_content_model)));
@@ -293,8 +309,8 @@ DEFINE_MODEL(m_submission, "StructuredInputSubmission",
 DEFINE_MODEL(m_action, "Action", REQ("type", STR), OPT("payload", ANY));
 
 DEFINE_MODEL(p_create, "ThreadsCreateParams", REQ("input", MODEL(m_user_message_input)));
-DEFINE_MODEL(p_add_user_message, "ThreadsAddUserMessageParams", REQ("input", MODEL(m_user_message_input)),
-             REQ("thread_id", STR));
+DEFINE_MODEL(p_add_user_message, "ThreadsAddUserMessageParams",
+             REQ("input", MODEL(m_user_message_input)), REQ("thread_id", STR));
 DEFINE_MODEL(p_add_tool_output, "ThreadsAddClientToolOutputParams", REQ("thread_id", STR),
              REQ_ANY("result"));
 DEFINE_MODEL(p_add_structured_input, "ThreadsAddStructuredInputParams", REQ("thread_id", STR),
@@ -307,10 +323,10 @@ DEFINE_MODEL(p_threads_list, "ThreadsListParams", OPT("limit", INT),
              DEF("order", LIT(lit_order), "\"desc\""), OPT("after", STR));
 DEFINE_MODEL(p_items_list, "ItemsListParams", REQ("thread_id", STR), OPT("limit", INT),
              DEF("order", LIT(lit_order), "\"desc\""), OPT("after", STR));
-DEFINE_MODEL(p_feedback, "ItemsFeedbackParams", REQ("thread_id", STR),
-             REQ("item_ids", LIST(t_str)), REQ("kind", LIT(lit_feedback)));
-DEFINE_MODEL(p_attachments_create, "AttachmentsCreateParams", REQ("name", STR),
-             REQ("size", INT), REQ("mime_type", STR));
+DEFINE_MODEL(p_feedback, "ItemsFeedbackParams", REQ("thread_id", STR), REQ("item_ids", LIST(t_str)),
+             REQ("kind", LIT(lit_feedback)));
+DEFINE_MODEL(p_attachments_create, "AttachmentsCreateParams", REQ("name", STR), REQ("size", INT),
+             REQ("mime_type", STR));
 DEFINE_MODEL(p_attachments_delete, "AttachmentsDeleteParams", REQ("attachment_id", STR));
 DEFINE_MODEL(p_threads_update, "ThreadsUpdateParams", REQ("thread_id", STR), REQ("title", STR));
 DEFINE_MODEL(p_threads_delete, "ThreadsDeleteParams", REQ("thread_id", STR));

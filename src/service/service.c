@@ -42,8 +42,8 @@ typedef struct exchange {
   int final_rc;      /* under mu */
   ck_stream *stream; /* under mu until finished */
   atomic_bool aborted;
-  bool headers_sent; /* loop only */
-  size_t events;     /* loop only */
+  bool headers_sent;  /* loop only */
+  size_t events;      /* loop only */
   const char *origin; /* allowed Origin to echo, or NULL (request arena) */
   struct exchange *prev, *next;
 } exchange;
@@ -157,12 +157,11 @@ static void log_exchange(exchange *ex, int status, const char *end) {
   snprintf(ms, sizeof(ms), "%.3f", (double)(now_ns() - ex->start_ns) / 1e6);
   snprintf(evs, sizeof(evs), "%zu", ex->events);
   bool has_type = ex->kind == EX_CHATKIT && (ex->resp.body || ex->resp.stream);
-  ck_log_event(svc->cfg.log, status >= 500 ? CK_LOG_ERROR : CK_LOG_INFO, "request",
-               "request_id", ex->req->id, "method", ex->req->method, "path", ex->req->path,
-               "type", has_type ? ck_request_type_name(ex->resp.type) : NULL, "user",
-               ex->ctx.user_id, "status", st, "duration_ms", ms, "events",
-               ex->resp.stream ? evs : NULL, "end", end, "error",
-               ex->err.code != CK_OK ? ex->err.message : NULL, (const char *)NULL);
+  ck_log_event(svc->cfg.log, status >= 500 ? CK_LOG_ERROR : CK_LOG_INFO, "request", "request_id",
+               ex->req->id, "method", ex->req->method, "path", ex->req->path, "type",
+               has_type ? ck_request_type_name(ex->resp.type) : NULL, "user", ex->ctx.user_id,
+               "status", st, "duration_ms", ms, "events", ex->resp.stream ? evs : NULL, "end", end,
+               "error", ex->err.code != CK_OK ? ex->err.message : NULL, (const char *)NULL);
 }
 
 static void exchange_free(exchange *ex) {
@@ -306,9 +305,8 @@ static void complete(exchange *ex, int rc) {
       ck_http_stream_end(req);
     } else if (rc == CK_OK || rc == CK_ECANCELLED) {
       /* A stream with no events (e.g. a retry of an unknown item) is still a 200 stream. */
-      const ck_http_header sse[] = {{"Content-Type", "text/event-stream"},
-                                    {"Cache-Control", "no-cache"},
-                                    {NULL, NULL}};
+      const ck_http_header sse[] = {
+          {"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}, {NULL, NULL}};
       ck_http_header h[8];
       cors_headers(h, ex->origin, sse);
       ck_http_stream_begin(req, 200, h);
@@ -403,8 +401,8 @@ static exchange *exchange_new(ck_service *svc, ck_http_request *req, exchange_ki
 
 /* ---- Routing ---- */
 
-static void respond_simple(ck_http_request *req, const char *origin, int status,
-                           const char *body, const ck_http_header *extra) {
+static void respond_simple(ck_http_request *req, const char *origin, int status, const char *body,
+                           const ck_http_header *extra) {
   ck_http_header h[8];
   cors_headers(h, origin, extra);
   ck_http_respond(req, status, "application/json", body, strlen(body), h);
@@ -418,12 +416,11 @@ static void preflight(ck_service *svc, ck_http_request *req, const char *origin)
     return;
   }
   const char *asked = ck_http_request_header(req, "access-control-request-headers");
-  const ck_http_header extra[] = {
-      {"Access-Control-Allow-Methods", "POST, GET, OPTIONS"},
-      {"Access-Control-Allow-Headers",
-       asked ? asked : "authorization, content-type, accept-language"},
-      {"Access-Control-Max-Age", "600"},
-      {NULL, NULL}};
+  const ck_http_header extra[] = {{"Access-Control-Allow-Methods", "POST, GET, OPTIONS"},
+                                  {"Access-Control-Allow-Headers",
+                                   asked ? asked : "authorization, content-type, accept-language"},
+                                  {"Access-Control-Max-Age", "600"},
+                                  {NULL, NULL}};
   ck_http_header h[8];
   cors_headers(h, origin, extra);
   ck_http_respond(req, 204, NULL, NULL, 0, h);
@@ -474,8 +471,7 @@ static void on_request(ck_http_request *req, void *ud) {
   exchange *ex = exchange_new(svc, req, kind, origin);
   if (ex == NULL) {
     respond_simple(req, origin, 500,
-                   "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}",
-                   NULL);
+                   "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}", NULL);
     return;
   }
   ck__pool_submit(svc->pool, &ex->run_job);

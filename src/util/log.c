@@ -56,9 +56,8 @@ int ck_log_enabled(const ck_log *log, ck_log_level level) {
 
 static bool numeric_field(const char *name, const char *value) {
   size_t n = strlen(name);
-  bool numeric_name = (n > 3 && strcmp(name + n - 3, "_ms") == 0) ||
-                      strcmp(name, "status") == 0 || strcmp(name, "events") == 0 ||
-                      strcmp(name, "port") == 0;
+  bool numeric_name = (n > 3 && strcmp(name + n - 3, "_ms") == 0) || strcmp(name, "status") == 0 ||
+                      strcmp(name, "events") == 0 || strcmp(name, "port") == 0;
   if (!numeric_name || *value == '\0')
     return false;
   for (const char *p = value; *p; p++)
@@ -84,8 +83,8 @@ void ck_log_event(ck_log *log, ck_log_level level, const char *msg, ...) {
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
   char ts[96];
-  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
   ck_buf b;
   ck_buf_init(&b, 64 * 1024);
   bool json = log->format == CK_LOG_JSON;

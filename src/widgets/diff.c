@@ -142,8 +142,9 @@ int ck_widget_diff(ck_arena *a, const ck_json *before, const ck_json *after, ck_
     if (u == NULL ||
         ck_json_object_set(u, "type", ck_json_str(a, "widget.streaming_text.value_delta")) ||
         ck_json_object_set(u, "component_id", ck_json_str(a, id)) ||
-        ck_json_object_set(u, "delta", ck_json_strn(a, ck_json_str_value(av) + skip,
-                                                     ck_json_str_len(av) - skip)) ||
+        ck_json_object_set(
+            u, "delta",
+            ck_json_strn(a, ck_json_str_value(av) + skip, ck_json_str_len(av) - skip)) ||
         ck_json_object_set(u, "done", ck_json_bool(a, done)) || ck_json_array_append(list, u))
       return CK_ENOMEM;
   }

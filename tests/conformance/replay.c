@@ -26,12 +26,12 @@
 #define MAX_LABELS 64
 
 typedef struct replay {
-  ck_arena *a;        /* lives for the whole case */
-  ck_store *inner;    /* the memory store */
-  ck_store rec;       /* the recording wrapper (vtable below) */
-  ck_json *calls;     /* store calls of the current step */
-  ck_json *hcalls;    /* handler calls of the current step */
-  ck_json *att_order; /* attachment ids in first-saved order */
+  ck_arena *a;           /* lives for the whole case */
+  ck_store *inner;       /* the memory store */
+  ck_store rec;          /* the recording wrapper (vtable below) */
+  ck_json *calls;        /* store calls of the current step */
+  ck_json *hcalls;       /* handler calls of the current step */
+  ck_json *att_order;    /* attachment ids in first-saved order */
   const ck_json *script; /* handler script of the current step */
   ck_server *srv;
   int64_t clock_start, clock_step, clock_n;
@@ -45,7 +45,7 @@ typedef struct replay {
     const char *value;
   } labels[MAX_LABELS];
   size_t nlabels;
-  bool allow_cancel;  /* what the integration returns as stream options */
+  bool allow_cancel; /* what the integration returns as stream options */
   char failure[600]; /* the first difference */
 } replay;
 
@@ -63,8 +63,7 @@ static int failf(replay *r, const char *fmt, ...) {
 
 /* ---- Deterministic ids and clock ---- */
 
-static int replay_idgen(void *ud, const char *kind, const ck_json *thread, char *out,
-                        size_t cap) {
+static int replay_idgen(void *ud, const char *kind, const ck_json *thread, char *out, size_t cap) {
   replay *r = ud;
   const char *prefix = ck_id_prefix(kind);
   if (prefix == NULL)
@@ -132,8 +131,8 @@ static int rec_delete_thread(ck_store *s, const char *id, const ck_ctx *ctx) {
   return r->inner->vt->delete_thread(r->inner, id, ctx);
 }
 
-static void log_page_call(replay *r, const char *op, const char *tid, const char *after,
-                          int limit, ck_order order) {
+static void log_page_call(replay *r, const char *op, const char *tid, const char *after, int limit,
+                          ck_order order) {
   ck_json *c = ck_json_array(r->a);
   ck_json_array_append(c, ck_json_str(r->a, op));
   if (tid != NULL)
@@ -149,8 +148,8 @@ static void log_page_call(replay *r, const char *op, const char *tid, const char
   ck_json_array_append(r->calls, c);
 }
 
-static int rec_load_threads(ck_store *s, ck_arena *a, int limit, const char *after,
-                            ck_order order, const ck_ctx *ctx, ck_page *out) {
+static int rec_load_threads(ck_store *s, ck_arena *a, int limit, const char *after, ck_order order,
+                            const ck_ctx *ctx, ck_page *out) {
   replay *r = rec_of(s);
   log_page_call(r, "load_threads", NULL, after, limit, order);
   return r->inner->vt->load_threads(r->inner, a, limit, after, order, ctx, out);
@@ -183,8 +182,7 @@ static int rec_load_item(ck_store *s, ck_arena *a, const char *tid, const char *
   return r->inner->vt->load_item(r->inner, a, tid, id, ctx, out);
 }
 
-static int rec_delete_thread_item(ck_store *s, const char *tid, const char *id,
-                                  const ck_ctx *ctx) {
+static int rec_delete_thread_item(ck_store *s, const char *tid, const char *id, const ck_ctx *ctx) {
   replay *r = rec_of(s);
   log_call(r, "delete_thread_item", 2, tid, id);
   return r->inner->vt->delete_thread_item(r->inner, tid, id, ctx);
@@ -223,10 +221,20 @@ static void rec_destroy(ck_store *s) {
 }
 
 static const ck_store_vtable rec_vt = {
-    rec_load_thread,     rec_save_thread,       rec_delete_thread,      rec_load_threads,
-    rec_load_thread_items, rec_add_thread_item, rec_save_item,          rec_load_item,
-    rec_delete_thread_item, rec_save_attachment, rec_load_attachment,  rec_delete_attachment,
-    rec_ping,            rec_destroy,
+    rec_load_thread,
+    rec_save_thread,
+    rec_delete_thread,
+    rec_load_threads,
+    rec_load_thread_items,
+    rec_add_thread_item,
+    rec_save_item,
+    rec_load_item,
+    rec_delete_thread_item,
+    rec_save_attachment,
+    rec_load_attachment,
+    rec_delete_attachment,
+    rec_ping,
+    rec_destroy,
 };
 
 /* ---- Placeholders ---- */
@@ -417,8 +425,8 @@ static int h_sync_action(void *ud, const ck_call *call, const ck_json *thread,
   return CK_OK;
 }
 
-static int h_feedback(void *ud, const ck_call *call, const char *thread_id,
-                      const ck_json *item_ids, const char *kind) {
+static int h_feedback(void *ud, const ck_call *call, const char *thread_id, const ck_json *item_ids,
+                      const char *kind) {
   replay *r = ud;
   ck_json *c = hcall(r, "add_feedback");
   ck_json_object_set(c, "thread_id", ck_json_str(r->a, thread_id));
@@ -557,11 +565,12 @@ static int run_step(replay *r, const ck_json *step, size_t index, const ck_ctx *
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
-      const char *p = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                             b64[i]);
+      const char *p =
+          strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", b64[i]);
       if (b64[i] == '=' || p == NULL)
         continue;
-      acc = (acc << 6) | (uint32_t)(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+      acc = (acc << 6) |
+            (uint32_t)(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
       bits += 6;
       if (bits >= 8) {
         bits -= 8;
@@ -617,14 +626,14 @@ static int run_step(replay *r, const ck_json *step, size_t index, const ck_ctx *
       }
     } else {
       if (out.stream == NULL) {
-        result = failf(r, "step %zu: want a stream, got JSON %.*s", index, (int)out.body_len,
-                       out.body);
+        result =
+            failf(r, "step %zu: want a stream, got JSON %.*s", index, (int)out.body_len, out.body);
         free(out.body);
       } else {
         collector col = {a, ck_json_array(a)};
         ck_sink sink = {collect_frame, &col};
         int src = ck_stream_run(out.stream, &sink);
-        const char *end = src == CK_OK ? "complete"
+        const char *end = src == CK_OK           ? "complete"
                           : src == CK_ECANCELLED ? "disconnected"
                                                  : "aborted";
         char what[32];
@@ -639,8 +648,8 @@ static int run_step(replay *r, const ck_json *step, size_t index, const ck_ctx *
           const char *want_cat = ck_json_object_get_str(error, "category");
           int code = ck_stream_error(out.stream)->code;
           if (strcmp(category_of(code), want_cat) != 0)
-            result = failf(r, "step %zu: aborted as %s, want %s (%s)", index,
-                           category_of(code), want_cat, ck_stream_error(out.stream)->message);
+            result = failf(r, "step %zu: aborted as %s, want %s (%s)", index, category_of(code),
+                           want_cat, ck_stream_error(out.stream)->message);
         }
         ck_stream_free(out.stream);
       }
@@ -670,10 +679,10 @@ static int compare_store(replay *r, const ck_json *want, const ck_ctx *ctx) {
     return failf(r, "store dump: load_threads failed");
   ck_json *got_threads = ck_json_array(a);
   for (size_t i = 0; i < ck_json_array_size(threads.data); i++)
-    ck_json_array_append(got_threads,
-                         ck_json_str(a, ck_json_dumps(a, ck_json_array_get(threads.data, i), NULL)));
-  if (compare_strings(r, "store_after.threads", ck_json_object_get(want, "threads"),
-                      got_threads) != 0)
+    ck_json_array_append(
+        got_threads, ck_json_str(a, ck_json_dumps(a, ck_json_array_get(threads.data, i), NULL)));
+  if (compare_strings(r, "store_after.threads", ck_json_object_get(want, "threads"), got_threads) !=
+      0)
     return -1;
   const ck_json *want_items = ck_json_object_get(want, "items");
   for (size_t i = 0; i < ck_json_array_size(threads.data); i++) {
@@ -683,8 +692,8 @@ static int compare_store(replay *r, const ck_json *want, const ck_ctx *ctx) {
       return failf(r, "store dump: load_thread_items %s failed", tid);
     ck_json *got = ck_json_array(a);
     for (size_t k = 0; k < ck_json_array_size(page.data); k++)
-      ck_json_array_append(got, ck_json_str(a, ck_json_dumps(a, ck_json_array_get(page.data, k),
-                                                             NULL)));
+      ck_json_array_append(got,
+                           ck_json_str(a, ck_json_dumps(a, ck_json_array_get(page.data, k), NULL)));
     const ck_json *w = ck_json_object_get(want_items, tid);
     char what[96];
     snprintf(what, sizeof(what), "store_after.items[%s]", tid);
@@ -753,8 +762,8 @@ static int run_case(const char *path, char *name, size_t name_cap, char *why, si
   ck_attachment_store atts = {&r, att_create, att_remove};
   ck_server_config cfg = {0};
   cfg.store = &r.rec;
-  cfg.attachments = ck_json_bool_value(ck_json_object_get(config, "attachment_store")) ? &atts
-                                                                                        : NULL;
+  cfg.attachments =
+      ck_json_bool_value(ck_json_object_get(config, "attachment_store")) ? &atts : NULL;
   cfg.handlers.ud = &r;
   cfg.handlers.respond = h_respond;
   cfg.handlers.action = h_action;
