@@ -59,11 +59,11 @@ typedef struct ck_json_error {
  * characters inside strings, comments, trailing commas, leading zeros, NaN/Infinity and any
  * non-whitespace after the value. Whitespace around the value is allowed. `max_depth` caps
  * nesting (0 means CK_JSON_DEFAULT_MAX_DEPTH, larger than CK_JSON_MAX_DEPTH means
- * CK_JSON_MAX_DEPTH, negative is CK_EINVAL). A string value may contain NUL ("\u0000"); an
- * object key may not (CK_EINVAL). Duplicate object keys: the last value wins and
- * keeps the position of the first occurrence. Integer literals keep their exact digits ("-0"
- * becomes "0"); a float that overflows a double becomes infinity, which is written as null.
- * Floats are converted with strtod, which assumes the "C" locale (the process never calls
+ * CK_JSON_MAX_DEPTH, negative is CK_EINVAL). Strings and object keys may contain NUL
+ * ("\u0000"): both are length-counted (see ck_json_object_key_len). Duplicate object keys: the last
+ * value wins and keeps the position of the first occurrence. Integer literals keep their exact
+ * digits ("-0" becomes "0"); a float that overflows a double becomes infinity, which is written as
+ * null. Floats are converted with strtod, which assumes the "C" locale (the process never calls
  * setlocale).
  *
  * Returns CK_OK, CK_EINVAL (with `err` filled when not NULL) or CK_ENOMEM. */
@@ -199,12 +199,19 @@ ck_json *ck_json_object_get(const ck_json *v, const char *key);
 /** The i-th member's key (NUL-terminated) in insertion order, or NULL when out of range. */
 const char *ck_json_object_key(const ck_json *v, size_t i);
 
+/** The length in bytes of the i-th member's key. Keys may contain NUL bytes (JSON allows
+ * "\u0000"); code that copies members should use this with ck_json_object_setn. */
+size_t ck_json_object_key_len(const ck_json *v, size_t i);
+
 /** The i-th member's value in insertion order, or NULL when out of range. */
 ck_json *ck_json_object_value(const ck_json *v, size_t i);
 
 /** Sets member `key` (copied) to `val`: replaces the value in place when the key exists,
  * otherwise appends the member at the end. Returns CK_OK, CK_EINVAL or CK_ENOMEM. */
 int ck_json_object_set(ck_json *obj, const char *key, ck_json *val);
+
+/** Like ck_json_object_set with a key of `klen` bytes that may contain NUL bytes. */
+int ck_json_object_setn(ck_json *obj, const char *key, size_t klen, ck_json *val);
 
 /** Removes member `key`, keeping the order of the others. Returns CK_OK, CK_ENOTFOUND, or
  * CK_EINVAL when `obj` is not an object. */

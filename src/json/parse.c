@@ -301,10 +301,6 @@ static int parse_string(parser *ps, bool key, const char **out, size_t *outlen,
     len = decode_escapes(ps, s, q, (unsigned char *)dst);
     if (len == SIZE_MAX)
       return -1;
-    if (key && memchr(dst, '\0', len) != NULL) {
-      fail(ps, open, "NUL character in object key");
-      return -1;
-    }
   }
   dst[len] = '\0';
   ps->p = q + 1;

@@ -503,10 +503,21 @@ ck_json *ck_json_object_value(const ck_json *v, size_t i) {
   return v->u.obj.m[i].val;
 }
 
+size_t ck_json_object_key_len(const ck_json *v, size_t i) {
+  if (v == NULL || v->type != CK_JSON_OBJECT || i >= v->u.obj.len)
+    return 0;
+  return v->u.obj.m[i].klen;
+}
+
 int ck_json_object_set(ck_json *obj, const char *key, ck_json *val) {
+  if (key == NULL)
+    return CK_EINVAL;
+  return ck_json_object_setn(obj, key, strlen(key), val);
+}
+
+int ck_json_object_setn(ck_json *obj, const char *key, size_t klen, ck_json *val) {
   if (obj == NULL || obj->type != CK_JSON_OBJECT || key == NULL || val == NULL)
     return CK_EINVAL;
-  size_t klen = strlen(key);
   size_t i = ck__json_find(obj, key, klen);
   if (i != SIZE_MAX) {
     obj->u.obj.m[i].val = val;

@@ -90,7 +90,8 @@ ck_json *ck__widget_strip_nulls(ck_arena *a, const ck_json *in) {
       if (ck_json_is_null(v))
         continue;
       ck_json *c = ck__widget_strip_nulls(a, v);
-      if (c == NULL || ck_json_object_set(o, ck_json_object_key(in, i), c) != CK_OK)
+      if (c == NULL || ck_json_object_setn(o, ck_json_object_key(in, i),
+                                           ck_json_object_key_len(in, i), c) != CK_OK)
         return NULL;
     }
     return o;
@@ -416,7 +417,8 @@ static int norm_value(ck_arena *a, const ck__type *t, const ck_json *in, const p
       int rc = norm_value(a, t->ref, ck_json_object_value(in, i), &child, &v, err);
       if (rc != CK_OK)
         return rc;
-      if (ck_json_object_set(obj, ck_json_object_key(in, i), v) != CK_OK)
+      if (ck_json_object_setn(obj, ck_json_object_key(in, i), ck_json_object_key_len(in, i), v) !=
+          CK_OK)
         return CK_ENOMEM;
     }
     *out = obj;

@@ -277,8 +277,8 @@ static ck_json *resolve(replay *r, ck_arena *a, const ck_json *v, const char *th
   case CK_JSON_OBJECT: {
     ck_json *obj = ck_json_object(a);
     for (size_t i = 0; i < ck_json_object_size(v); i++)
-      ck_json_object_set(obj, ck_json_object_key(v, i),
-                         resolve(r, a, ck_json_object_value(v, i), thread_id));
+      ck_json_object_setn(obj, ck_json_object_key(v, i), ck_json_object_key_len(v, i),
+                          resolve(r, a, ck_json_object_value(v, i), thread_id));
     return obj;
   }
   default:
