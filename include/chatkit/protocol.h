@@ -55,7 +55,7 @@ typedef struct ck_request {
 /** Why a value was rejected: a path such as "threads.list.params.limit" and a message. */
 typedef struct ck_validation_error {
   char path[192];
-  char message[160];
+  char message[256];
 } ck_validation_error;
 
 /** The wire name of a request type ("threads.create"), or NULL when out of range. */

@@ -636,7 +636,7 @@ static int run_step(replay *r, const ck_json *step, size_t index, const ck_ctx *
         const char *end = src == CK_OK           ? "complete"
                           : src == CK_ECANCELLED ? "disconnected"
                                                  : "aborted";
-        char what[32];
+        char what[64];
         snprintf(what, sizeof(what), "step %zu events", index);
         result = compare_strings(r, what, ck_json_object_get(resp, "events"), col.events);
         const char *want_end = ck_json_object_get_str(resp, "end");
@@ -695,8 +695,8 @@ static int compare_store(replay *r, const ck_json *want, const ck_ctx *ctx) {
       ck_json_array_append(got,
                            ck_json_str(a, ck_json_dumps(a, ck_json_array_get(page.data, k), NULL)));
     const ck_json *w = ck_json_object_get(want_items, tid);
-    char what[96];
-    snprintf(what, sizeof(what), "store_after.items[%s]", tid);
+    char what[160];
+    snprintf(what, sizeof(what), "store_after.items[%.100s]", tid);
     if (w == NULL && ck_json_array_size(got) == 0)
       continue;
     if (w == NULL)
