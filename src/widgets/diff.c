@@ -109,7 +109,9 @@ static int collect(ck_arena *a, const ck_json *node, node_list *out) {
 static int diff_error(ck_validation_error *err, const char *id, const char *what) {
   if (err != NULL) {
     snprintf(err->path, sizeof(err->path), "widget");
-    snprintf(err->message, sizeof(err->message), "Node %.60s %s", id, what);
+    /* The id is cut to 30 bytes so that the longest message (113 bytes of text after it)
+     * still fits the 160 bytes of err->message whole. */
+    snprintf(err->message, sizeof(err->message), "Node %.30s %s", id, what);
   }
   return CK_EINVAL;
 }
