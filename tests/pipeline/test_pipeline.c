@@ -449,10 +449,12 @@ static void test_cancel_after_1000_deltas(void **state) {
   free_scenario(sc);
 }
 
-/* A pending message with no text is not saved on cancel; the hidden item always is. */
+/* A pending message with only whitespace (Python's str.isspace(), Unicode included) is not
+ * saved on cancel; the hidden item always is. */
 static void test_cancel_skips_blank_message(void **state) {
   scenario *sc = new_scenario(M_TEXT_OPEN);
-  static const char *const deltas[] = {" \n\t"};
+  static const char *const deltas[] = {
+      " \n\t\x1f\xC2\xA0\xC2\x85\xE2\x80\x83\xE2\x80\xA8\xE3\x80\x80"};
   sc->deltas = deltas;
   sc->ndeltas = 1;
   hx *h = setup(sc);
