@@ -453,15 +453,41 @@ ck_json *ck__pending_items(ck_stream *s, ck_arena *a) {
   return arr;
 }
 
-/* An assistant message is worth saving when some part has non-whitespace text. */
+/* The length of the whitespace character at `t` as Python's str.isspace() defines it (the
+ * reference tests `text.strip()`), or 0: ASCII \t-\r, \x1c-\x1f and space, U+0085, U+00A0,
+ * U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F and U+3000. */
+static size_t space_len(const unsigned char *t) {
+  if ((t[0] >= 0x09 && t[0] <= 0x0d) || (t[0] >= 0x1c && t[0] <= 0x20))
+    return 1;
+  if (t[0] == 0xc2 && (t[1] == 0x85 || t[1] == 0xa0))
+    return 2;
+  if (t[0] == 0xe1 && t[1] == 0x9a && t[2] == 0x80)
+    return 3;
+  if (t[0] == 0xe2 && t[1] == 0x80 &&
+      (t[2] <= 0x8a || t[2] == 0xa8 || t[2] == 0xa9 || t[2] == 0xaf))
+    return 3;
+  if (t[0] == 0xe2 && t[1] == 0x81 && t[2] == 0x9f)
+    return 3;
+  if (t[0] == 0xe3 && t[1] == 0x80 && t[2] == 0x80)
+    return 3;
+  return 0;
+}
+
+/* An assistant message is worth saving when some part has non-whitespace text. Texts are
+ * NUL-terminated, so looking up to two bytes past a lead byte stays inside them. */
 static bool has_visible_text(const ck_json *item) {
   const ck_json *content = ck_json_object_get(item, "content");
   size_t n = ck_json_array_size(content);
   for (size_t i = 0; i < n; i++) {
-    const char *t = ck_json_object_get_str(ck_json_array_get(content, i), "text");
-    for (; t != NULL && *t; t++)
-      if (*t != ' ' && *t != '\t' && *t != '\n' && *t != '\r' && *t != '\f' && *t != '\v')
+    const ck_json *text = ck_json_object_get(ck_json_array_get(content, i), "text");
+    const unsigned char *t = (const unsigned char *)ck_json_str_value(text);
+    const unsigned char *end = t ? t + ck_json_str_len(text) : NULL;
+    while (t != NULL && t < end) {
+      size_t k = space_len(t);
+      if (k == 0)
         return true;
+      t += k;
+    }
   }
   return false;
 }

@@ -140,6 +140,59 @@ static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* pydantic-core's str_as_int: surrounding whitespace, one leading sign ('+' dropped),
+ * leading zeros, single underscores between digits ("1_000") and an all-zero fraction ("5.0",
+ * "5.00", but not "5.") are accepted. Writes canonical digits (optional '-', no leading zeros)
+ * into `out` and returns 0, or -1 when `s` is not such an integer. */
+static int lax_int_digits(const char *s, size_t n, char *out, size_t cap, size_t *outlen) {
+  while (n > 0 && is_space(*s)) {
+    s++;
+    n--;
+  }
+  while (n > 0 && is_space(s[n - 1]))
+    n--;
+  size_t len = 0;
+  if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+    if (s[0] == '-')
+      out[len++] = '-';
+    s++;
+    n--;
+  }
+  /* Drop an all-zero fraction first; whatever precedes the dot must then be digits. */
+  const char *dot = memchr(s, '.', n);
+  if (dot != NULL) {
+    size_t i = (size_t)(dot - s) + 1;
+    if (i == n)
+      return -1;
+    for (; i < n; i++)
+      if (s[i] != '0')
+        return -1;
+    n = (size_t)(dot - s);
+  }
+  if (n == 0 || s[0] == '_' || s[n - 1] == '_')
+    return -1;
+  size_t ndigits = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '_') {
+      if (s[i + 1] == '_')
+        return -1;
+      continue;
+    }
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    if (ndigits == 0 && s[i] == '0' && i + 1 < n)
+      continue; /* a leading zero (the last digit is always kept) */
+    if (len + 1 >= cap)
+      return -1;
+    out[len++] = s[i];
+    ndigits++;
+  }
+  if (ndigits == 0)
+    return -1;
+  *outlen = len;
+  return 0;
+}
+
 /* pydantic's lax integer: an int, an integral float, a numeric string or a boolean. */
 static int norm_int(ck_arena *a, const ck_json *in, const path *p, ck_json **out,
                     ck_validation_error *err) {
@@ -154,40 +207,19 @@ static int norm_int(ck_arena *a, const ck_json *in, const path *p, ck_json **out
     double d = ck_json_number_value(in);
     if (!isfinite(d) || d != floor(d))
       return fail(err, p, "expected an integer, got a number with a fractional part");
-    if (fabs(d) < 9.2e18) {
-      *out = ck_json_int(a, (int64_t)d);
-    } else {
-      char digits[400];
-      int w = snprintf(digits, sizeof(digits), "%.0f", d);
-      *out = ck_json_int_digits(a, digits, (size_t)w);
-    }
+    /* pydantic-core's float_as_int only takes floats strictly inside the int64 range. */
+    if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0))
+      return fail(err, p, "expected an integer, got a number too large to be one");
+    *out = ck_json_int(a, (int64_t)d);
     break;
   }
   case CK_JSON_STRING: {
-    const char *s = ck_json_str_value(in);
-    size_t n = ck_json_str_len(in);
-    while (n > 0 && is_space(*s)) {
-      s++;
-      n--;
-    }
-    while (n > 0 && is_space(s[n - 1]))
-      n--;
-    size_t i = (n > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-    if (i == n || n > 300)
-      return fail(err, p, "expected an integer, got a string that is not one");
-    for (size_t k = i; k < n; k++)
-      if (s[k] < '0' || s[k] > '9')
-        return fail(err, p, "expected an integer, got a string that is not one");
-    /* Drop a '+' and leading zeros so the digits are canonical. */
-    char digits[304];
+    /* Python caps int() at 4300 digits; so does pydantic-core. */
+    char digits[4304];
     size_t len = 0;
-    if (s[0] == '-')
-      digits[len++] = '-';
-    size_t k = i;
-    while (k + 1 < n && s[k] == '0')
-      k++;
-    memcpy(digits + len, s + k, n - k);
-    len += n - k;
+    if (lax_int_digits(ck_json_str_value(in), ck_json_str_len(in), digits, sizeof(digits),
+                       &len) != 0)
+      return fail(err, p, "expected an integer, got a string that is not one");
     if (len == 2 && digits[0] == '-' && digits[1] == '0')
       *out = ck_json_int(a, 0);
     else

@@ -72,19 +72,34 @@ static bool needs_replace(const ck_json *b, const ck_json *a) {
   return false;
 }
 
+/* The streaming text components of a tree, in pre-order. The array lives in the diff's arena
+ * and grows by doubling, so a widget may hold any number of them. */
+typedef struct node_list {
+  const ck_json **v;
+  size_t n, cap;
+} node_list;
+
 /* Pre-order walk through array children only, collecting streaming text with an id. */
-static int collect(const ck_json *node, const ck_json **out, size_t *n, size_t cap) {
+static int collect(ck_arena *a, const ck_json *node, node_list *out) {
   if (!ck_json_is_object(node))
     return CK_OK;
   const char *id = ck_json_object_get_str(node, "id");
   if (is_streaming_text(node) && id != NULL && id[0] != '\0') {
-    if (*n == cap)
-      return CK_ETOOBIG;
-    out[(*n)++] = node;
+    if (out->n == out->cap) {
+      size_t cap = out->cap ? out->cap * 2 : 16;
+      const ck_json **v = ck_arena_alloc(a, cap * sizeof(*v));
+      if (v == NULL)
+        return CK_ENOMEM;
+      if (out->n > 0)
+        memcpy(v, out->v, out->n * sizeof(*v));
+      out->v = v;
+      out->cap = cap;
+    }
+    out->v[out->n++] = node;
   }
   const ck_json *children = ck_json_object_get(node, "children");
   for (size_t i = 0; i < ck_json_array_size(children); i++) {
-    int rc = collect(ck_json_array_get(children, i), out, n, cap);
+    int rc = collect(a, ck_json_array_get(children, i), out);
     if (rc != CK_OK)
       return rc;
   }
@@ -94,12 +109,11 @@ static int collect(const ck_json *node, const ck_json **out, size_t *n, size_t c
 static int diff_error(ck_validation_error *err, const char *id, const char *what) {
   if (err != NULL) {
     snprintf(err->path, sizeof(err->path), "widget");
+    /* Bounded so the longest message always fits err->message whole. */
     snprintf(err->message, sizeof(err->message), "Node %.60s %.180s", id, what);
   }
   return CK_EINVAL;
 }
-
-#define MAX_TEXT_NODES 256
 
 int ck_widget_diff(ck_arena *a, const ck_json *before, const ck_json *after, ck_json **updates,
                    ck_validation_error *err) {
@@ -114,11 +128,11 @@ int ck_widget_diff(ck_arena *a, const ck_json *before, const ck_json *after, ck_
       return CK_ENOMEM;
     return CK_OK;
   }
-  const ck_json *bnodes[MAX_TEXT_NODES], *anodes[MAX_TEXT_NODES];
-  size_t nb = 0, na = 0;
-  if (collect(before, bnodes, &nb, MAX_TEXT_NODES) != CK_OK ||
-      collect(after, anodes, &na, MAX_TEXT_NODES) != CK_OK)
-    return diff_error(err, "", "limit: too many streaming text components");
+  node_list bl = {NULL, 0, 0}, al = {NULL, 0, 0};
+  if (collect(a, before, &bl) != CK_OK || collect(a, after, &al) != CK_OK)
+    return CK_ENOMEM;
+  const ck_json **bnodes = bl.v, **anodes = al.v;
+  size_t nb = bl.n, na = al.n;
   for (size_t i = 0; i < na; i++) {
     const char *id = ck_json_object_get_str(anodes[i], "id");
     const ck_json *prev = NULL;
