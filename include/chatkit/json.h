@@ -95,18 +95,24 @@ int ck_json_write_string(ck_buf *b, const char *s, size_t n);
 
 /* ---- Constructors (all return NULL when out of memory) ------------------------------------ */
 
+/** A JSON null. */
 ck_json *ck_json_null(ck_arena *a);
+/** A JSON boolean. */
 ck_json *ck_json_bool(ck_arena *a, bool v);
+/** An integer. */
 ck_json *ck_json_int(ck_arena *a, int64_t v);
 /** An integer from decimal digits with an optional leading '-' (any length). Leading zeros
  * are dropped and "-0" becomes "0". Returns NULL when `digits` is not such a literal. */
 ck_json *ck_json_int_digits(ck_arena *a, const char *digits, size_t n);
+/** A float (written with ".0" when integral; infinities and NaN are written as null). */
 ck_json *ck_json_float(ck_arena *a, double v);
 /** A string copied from the NUL-terminated `s` (NULL `s` gives a JSON null). */
 ck_json *ck_json_str(ck_arena *a, const char *s);
 /** A string copied from `n` bytes of `s`. The caller guarantees valid UTF-8. */
 ck_json *ck_json_strn(ck_arena *a, const char *s, size_t n);
+/** An empty array. */
 ck_json *ck_json_array(ck_arena *a);
+/** An empty object. */
 ck_json *ck_json_object(ck_arena *a);
 /** A RAW value: `n` bytes of already-canonical JSON text, copied, written verbatim by the
  * writer. Readers that need the structure call ck_json_expand. Used to splice stored items
@@ -125,13 +131,21 @@ ck_json *ck_json_expand(ck_arena *a, ck_json *v);
 /** The type of `v`; CK_JSON_NULL for a NULL pointer. */
 ck_json_type ck_json_typeof(const ck_json *v);
 
-bool ck_json_is_null(const ck_json *v); /* true for JSON null and for a NULL pointer */
+/** True for JSON null and for a NULL pointer. */
+bool ck_json_is_null(const ck_json *v);
+/** True for a boolean. */
 bool ck_json_is_bool(const ck_json *v);
+/** True for an integer literal (any size). */
 bool ck_json_is_int(const ck_json *v);
+/** True for a number with a fraction or exponent. */
 bool ck_json_is_float(const ck_json *v);
-bool ck_json_is_number(const ck_json *v); /* int or float */
+/** True for an integer or a float. */
+bool ck_json_is_number(const ck_json *v);
+/** True for a string. */
 bool ck_json_is_string(const ck_json *v);
+/** True for an array. */
 bool ck_json_is_array(const ck_json *v);
+/** True for an object. */
 bool ck_json_is_object(const ck_json *v);
 
 /** The boolean value; false when `v` is not a boolean. */
