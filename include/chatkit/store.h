@@ -78,7 +78,10 @@ typedef struct ck_store_vtable {
   /** Lists this user's threads. */
   int (*load_threads)(ck_store *s, ck_arena *a, int limit, const char *after, ck_order order,
                       const ck_ctx *ctx, ck_page *out);
-  /** Lists a thread's items (hidden ones included). CK_ENOTFOUND for a missing thread. */
+  /** Lists a thread's items (hidden ones included). CK_ENOTFOUND for a missing thread. The
+   * page's records may be RAW values holding the stored canonical text (see ck_json_raw):
+   * listings are mostly written straight out, so backends need not parse them; readers that
+   * inspect a record call ck_json_expand first. */
   int (*load_thread_items)(ck_store *s, ck_arena *a, const char *thread_id, const char *after,
                            int limit, ck_order order, const ck_ctx *ctx, ck_page *out);
   /** Inserts or replaces an item. CK_ENOTFOUND when the thread does not exist. */

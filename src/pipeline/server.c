@@ -124,14 +124,59 @@ static ck_order param_order(const ck_request *req) {
   return (o != NULL && strcmp(o, "asc") == 0) ? CK_ORDER_ASC : CK_ORDER_DESC;
 }
 
-/* Removes hidden items from a page's data and strips private attachment metadata. */
+/* The type of a stored item given as canonical text. Canonical items start with three string
+ * members (id, thread_id, created_at) and JSON strings cannot hold a raw quote, so the first
+ * `,"type":"` is the item's own type. Returns NULL when the text is not shaped like that. */
+static const char *raw_item_type(const char *text, size_t len, size_t *tlen) {
+  static const char key[] = ",\"type\":\"";
+  const char *p = memmem(text, len, key, sizeof(key) - 1);
+  if (p == NULL)
+    return NULL;
+  p += sizeof(key) - 1;
+  const char *end = memchr(p, '"', len - (size_t)(p - text));
+  if (end == NULL)
+    return NULL;
+  *tlen = (size_t)(end - p);
+  return p;
+}
+
+/* Whether a RAW item can be sent as stored: not hidden, and no private attachment metadata
+ * (a conservative test: any "metadata" key in a user message sends it the slow way). Sets
+ * `*skip` for hidden items. Returns false when the item must be expanded and checked. */
+static bool raw_item_passes(const ck_json *item, bool *skip) {
+  size_t len = 0, tlen = 0;
+  const char *text = ck_json_raw_text(item, &len);
+  const char *type = text ? raw_item_type(text, len, &tlen) : NULL;
+  *skip = false;
+  if (type == NULL)
+    return false;
+  if ((tlen == 19 && memcmp(type, "hidden_context_item", 19) == 0) ||
+      (tlen == 18 && memcmp(type, "sdk_hidden_context", 18) == 0)) {
+    *skip = true;
+    return true;
+  }
+  if (tlen == 12 && memcmp(type, "user_message", 12) == 0)
+    return memmem(text, len, "\"metadata\":", 11) == NULL;
+  return true;
+}
+
+/* Removes hidden items from a page's data and strips private attachment metadata. Items the
+ * store returned as RAW text are passed through untouched when that is safe, so a typical
+ * listing is spliced from stored bytes without parsing or re-serialising. */
 static int filter_page_items(ck_arena *a, ck_page *page) {
   ck_json *out = ck_json_array(a);
   if (out == NULL)
     return CK_ENOMEM;
   size_t n = ck_json_array_size(page->data);
   for (size_t i = 0; i < n; i++) {
-    ck_json *item = ck_json_expand(a, ck_json_array_get(page->data, i));
+    ck_json *raw = ck_json_array_get(page->data, i);
+    bool skip = false;
+    if (ck_json_typeof(raw) == CK_JSON_RAW && raw_item_passes(raw, &skip)) {
+      if (!skip && ck_json_array_append(out, raw) != CK_OK)
+        return CK_ENOMEM;
+      continue;
+    }
+    ck_json *item = ck_json_expand(a, raw);
     if (item == NULL)
       return CK_ESTORE;
     if (ck_item_type_is_hidden(ck_json_object_get_str(item, "type")))

@@ -321,16 +321,23 @@ static int pick_page(const rec_list *l, const char *owner, const char *after, in
 }
 
 /* Parses the picked records into the page. Runs without the mutex. */
-static int fill_page(ck_arena *a, const picked *p, size_t n, bool has_more, ck_page *out) {
+/* Items are handed back as RAW canonical text: a listing is usually written straight out, so
+ * parsing each record here would be wasted (store.h allows it; readers call ck_json_expand). */
+static int fill_page(ck_arena *a, const picked *p, size_t n, bool has_more, bool raw,
+                     ck_page *out) {
   ck_json *data = ck_json_array(a);
   if (data == NULL)
     return CK_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     ck_json *v;
-    int rc = ck__store_parse(a, p[i].text, p[i].len, &v);
+    int rc = CK_OK;
+    if (raw)
+      v = ck_json_raw(a, p[i].text, p[i].len);
+    else
+      rc = ck__store_parse(a, p[i].text, p[i].len, &v);
     if (rc != CK_OK)
       return rc;
-    rc = ck_json_array_append(data, v);
+    rc = v ? ck_json_array_append(data, v) : CK_ENOMEM;
     if (rc != CK_OK)
       return rc;
   }
@@ -396,7 +403,7 @@ static int mem_load_threads(ck_store *s, ck_arena *a, int limit, const char *aft
   pthread_mutex_unlock(&m->mu);
   if (rc != CK_OK)
     return rc;
-  return fill_page(a, p, n, more, out);
+  return fill_page(a, p, n, more, false, out);
 }
 
 static int mem_load_thread_items(ck_store *s, ck_arena *a, const char *thread_id, const char *after,
@@ -416,7 +423,7 @@ static int mem_load_thread_items(ck_store *s, ck_arena *a, const char *thread_id
   pthread_mutex_unlock(&m->mu);
   if (rc != CK_OK)
     return rc;
-  return fill_page(a, p, n, more, out);
+  return fill_page(a, p, n, more, true, out);
 }
 
 static int mem_save_item(ck_store *s, const char *thread_id, const ck_json *item,

@@ -136,7 +136,8 @@ static void test_reopen_keeps_data(void **state) {
   ck_page p;
   assert_int_equal(s->vt->load_thread_items(s, a, "thr_1", NULL, 1, CK_ORDER_DESC, &ALICE, &p),
                    CK_OK);
-  assert_string_equal(ck_json_object_get_str(ck_json_array_get(p.data, 0), "id"), "msg_2");
+  assert_string_equal(ck_json_object_get_str(ck_json_expand(a, ck_json_array_get(p.data, 0)), "id"),
+                      "msg_2");
   ck_store_free(s);
   remove_db(t->path);
   ck_arena_free(a);
