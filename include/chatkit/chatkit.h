@@ -1,6 +1,7 @@
 /* chatkit/chatkit.h - the whole public API of libchatkit in one include.
  *
  * Modules (one header each):
+ *   agent.h     thread history to model input
  *   error.h     error codes
  *   mem.h       arenas and capped buffers
  *   json.h      the JSON document model, strict parser, canonical writer
@@ -16,6 +17,7 @@
 #ifndef CHATKIT_CHATKIT_H
 #define CHATKIT_CHATKIT_H
 
+#include <chatkit/agent.h>
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/http.h>
