@@ -130,6 +130,57 @@ static void test_pipelining(void **state) {
   hc_close(&c);
 }
 
+/* A stream then a JSON request in one write: the second waits for the whole stream. */
+static void test_pipelined_stream(void **state) {
+  (void)state;
+  hc_conn c;
+  assert_int_equal(hc_open(&c, port, 10000), 0);
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  const char *list = "{\"type\":\"threads.list\",\"params\":{}}";
+  hc_format(&b, "POST", "/chatkit", NULL, create_body, strlen(create_body));
+  hc_format(&b, "POST", "/chatkit", "Connection: close\r\n", list, strlen(list));
+  assert_int_equal(hc_send(&c, b.data, b.len), 0);
+  ck_buf_free(&b);
+  hc_response r;
+  assert_int_equal(hc_read_response(&c, &r, false), 0);
+  assert_int_equal(r.status, 200);
+  ck_json *events = NULL;
+  assert_int_equal(hc_sse_split(A, r.body, r.body_len, &events), 0);
+  const char *tid =
+      ck_json_object_get_str(ck_json_object_get(ck_json_array_get(events, 0), "thread"), "id");
+  hc_response_free(&r);
+  assert_int_equal(hc_read_response(&c, &r, false), 0);
+  assert_int_equal(r.status, 200);
+  /* The listing already holds the thread the stream created. */
+  assert_non_null(strstr(r.body, tid));
+  hc_response_free(&r);
+  hc_close(&c);
+}
+
+/* An HTTP/1.0 client cannot take chunks: the stream is delimited by closing instead. */
+static void test_http10_stream(void **state) {
+  (void)state;
+  hc_conn c;
+  assert_int_equal(hc_open(&c, port, 10000), 0);
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  ck_buf_printf(&b, "POST /chatkit HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s", strlen(create_body),
+                create_body);
+  assert_int_equal(hc_send(&c, b.data, b.len), 0);
+  ck_buf_free(&b);
+  hc_response r;
+  assert_int_equal(hc_read_response(&c, &r, false), 0);
+  assert_int_equal(r.status, 200);
+  assert_false(r.chunked);
+  assert_null(hc_header(&r, "content-length"));
+  ck_json *events = NULL;
+  assert_int_equal(hc_sse_split(A, r.body, r.body_len, &events), 0);
+  assert_int_equal(hc_count_type(events, "thread.item.done"), 2);
+  hc_response_free(&r);
+  hc_close(&c);
+}
+
 /* HEAD /health: the GET headers, no body, and the connection stays in sync. */
 static void test_head(void **state) {
   (void)state;
@@ -251,6 +302,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keep_alive),
       cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_pipelined_stream),
+      cmocka_unit_test(test_http10_stream),
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_cors_allowed),
       cmocka_unit_test(test_cors_disallowed),
