@@ -190,6 +190,32 @@ static void test_short_grace_cancels(void **state) {
   assert_int_equal(ck_proc_stop(&srv, 15000), 0);
 }
 
+/* Clients half-way through sending a request do not hold the process past the grace
+ * period (the HTTP layer alone would wait for its 10 s header and 30 s body timeouts). */
+static void test_partial_requests_do_not_block_exit(void **state) {
+  (void)state;
+  const char *args[] = {"--store", "memory:", "--shutdown-grace-ms", "200", NULL};
+  int port = ck_server_start(&srv, dir, args, NULL);
+  assert_true(port > 0);
+  hc_conn body, head;
+  assert_int_equal(hc_open(&body, port, 10000), 0);
+  assert_int_equal(hc_open(&head, port, 10000), 0);
+  static const char partial_body[] =
+      "POST /chatkit HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"type\"";
+  static const char partial_head[] = "POST /chatkit HTTP/1.1\r\nHost: x\r\n";
+  assert_int_equal(hc_send(&body, partial_body, sizeof(partial_body) - 1), 0);
+  assert_int_equal(hc_send(&head, partial_head, sizeof(partial_head) - 1), 0);
+  assert_true(hc_healthy(port)); /* both were read by now */
+  long long signalled = ck_now_ms();
+  assert_int_equal(kill(srv.pid, SIGTERM), 0);
+  assert_int_equal(ck_proc_wait(&srv, 8000), 0);
+  /* 0.2 s of grace, 1 s for the last bytes, then the forced close. */
+  assert_true(ck_now_ms() - signalled < 5000);
+  hc_close(&body);
+  hc_close(&head);
+  ck_proc_kill(&srv);
+}
+
 /* SIGINT is a graceful shutdown too. */
 static void test_sigint(void **state) {
   (void)state;
@@ -206,6 +232,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stream_finishes_within_grace),
       cmocka_unit_test(test_short_grace_cancels),
+      cmocka_unit_test(test_partial_requests_do_not_block_exit),
       cmocka_unit_test(test_sigint),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
