@@ -9,6 +9,7 @@
 #include <chatkit/error.h>
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -159,10 +160,29 @@ static int on_header_field(http_parser *hp, const char *at, size_t len) {
   return add_bytes(p, at, len);
 }
 
+/* RFC 9110 §5.1: a field name is a token. The system's http-parser is built lenient and lets
+ * spaces and other separators through, so "Transfer-Encoding : chunked" would reach us as an
+ * unknown header while a proxy in front may read it as the real one (request smuggling);
+ * RFC 9112 §5.1 requires a 400 for whitespace before the colon. */
+static bool is_token(const char *s, size_t n) {
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+  if (n == 0)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && (c == '\0' || strchr(extra, c) == NULL))
+      return false;
+  }
+  return true;
+}
+
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
   ck__http_parser *p = hp->data;
   if (p->last != LAST_VALUE) {
     if (p->phase == CK__HP_HEAD) {
+      if (!is_token(tok_str(p), p->tok.len))
+        return fail(p, 400, "invalid header field name");
       p->field = ck_arena_strndup(p->req->pub.arena, tok_str(p), p->tok.len);
       if (p->field == NULL)
         return fail(p, 503, "out of memory");

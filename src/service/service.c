@@ -604,6 +604,20 @@ static void on_http_closed(ck_http_server *srv, void *ud) {
   maybe_teardown(svc);
 }
 
+/* The cancelled streams' last bytes get this long to reach their clients before every
+ * connection still open is closed. */
+#define FORCE_CLOSE_MS 1000
+
+/* Well after the grace period: whatever connection is still open goes now. Those are clients
+ * that were half-way through sending a request when the shutdown began (or never finished
+ * one); without this they would hold the process for the HTTP layer's header and body
+ * timeouts (10 s and 30 s), far past the grace period. */
+static void on_force_close(uv_timer_t *t) {
+  ck_service *svc = t->data;
+  if (!svc->http_closed)
+    ck_http_server_close_all(svc->http);
+}
+
 /* The grace period is over: streams still open are cancelled like a client disconnect, so
  * their partial messages are saved, and their responses end. */
 static void on_grace(uv_timer_t *t) {
@@ -615,6 +629,7 @@ static void on_grace(uv_timer_t *t) {
     if (s != NULL)
       ck_stream_cancel(s);
   }
+  uv_timer_start(&svc->grace, on_force_close, FORCE_CLOSE_MS, 0);
 }
 
 void ck_service_shutdown(ck_service *svc, void (*done)(void *ud), void *ud) {

@@ -86,6 +86,11 @@ static void test_errors(void **state) {
   assert_int_equal(status_of("CONNECT a:1 HTTP/1.1\r\n\r\n"), 501);
   assert_int_equal(
       status_of("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+  /* Field names must be tokens: no whitespace (before the colon or inside) or separators. */
+  assert_int_equal(status_of("GET / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n"), 400);
+  assert_int_equal(status_of("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"), 400);
+  assert_int_equal(status_of("GET / HTTP/1.1\r\nX(y): x\r\n\r\n"), 400);
+  assert_int_equal(status_of("GET / HTTP/1.1\r\nX-Ok_1.~!: x\r\n\r\n"), 0);
 }
 
 static void test_chunked_cap(void **state) {
