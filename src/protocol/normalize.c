@@ -217,8 +217,8 @@ static int norm_int(ck_arena *a, const ck_json *in, const path *p, ck_json **out
     /* Python caps int() at 4300 digits; so does pydantic-core. */
     char digits[4304];
     size_t len = 0;
-    if (lax_int_digits(ck_json_str_value(in), ck_json_str_len(in), digits, sizeof(digits),
-                       &len) != 0)
+    if (lax_int_digits(ck_json_str_value(in), ck_json_str_len(in), digits, sizeof(digits), &len) !=
+        0)
       return fail(err, p, "expected an integer, got a string that is not one");
     if (len == 2 && digits[0] == '-' && digits[1] == '0')
       *out = ck_json_int(a, 0);

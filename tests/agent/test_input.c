@@ -61,48 +61,47 @@ static void test_quoted_text_only_for_last_message(void **state) {
 }
 
 static void test_assistant_widget_and_tool_calls(void **state) {
-  const char *out =
-      convert(
-          "[{" ITEM(
-              "a1",
-              "assistant_message") ",\"content\":[{\"annotations\":[],\"text\":\"x\","
-                                   "\"type\":\"output_text\"},{\"annotations\":[],\"text\":\"y\","
-                                   "\"type\":\"output_text\"}]},"
-                                   "{" ITEM(
-                                       "w1",
-                                       "widget") ",\"widget\":{\"type\":\"Card\",\"children\":[{"
-                                                 "\"type\":\"Text\","
-                                                 "\"value\":\"hi\"}]}},"
-                                                 "{" ITEM(
-                                                     "tc1",
-                                                     "client_tool_call") ",\"status\":\"pending\","
-                                                                         "\"call_id\":\"c0\","
-                                                                         "\"name\":"
-                                                                         "\"f\",\"arguments\":{}},"
-                                                                         "{" ITEM("tc2",
-                                                                                  "client_tool_"
-                                                                                  "call") ",\"statu"
-                                                                                          "s\":"
-                                                                                          "\"comple"
-                                                                                          "ted\","
-                                                                                          "\"call_"
-                                                                                          "id\":"
-                                                                                          "\"c1\","
-                                                                                          "\"name\""
-                                                                                          ":"
-                                                                                          "\"f\","
-                                                                                          "\"argume"
-                                                                                          "nts\":{"
-                                                                                          "\"foo\":"
-                                                                                          "\"bar\","
-                                                                                          "\"n\":["
-                                                                                          "1,2.5,"
-                                                                                          "null]},"
-                                                                                          "\"output"
-                                                                                          "\":{"
-                                                                                          "\"ok\":"
-                                                                                          "true}}]",
-          0);
+  const char *out = convert(
+      "[{" ITEM(
+          "a1",
+          "assistant_message") ",\"content\":[{\"annotations\":[],\"text\":\"x\","
+                               "\"type\":\"output_text\"},{\"annotations\":[],\"text\":\"y\","
+                               "\"type\":\"output_text\"}]},"
+                               "{" ITEM("w1",
+                                        "widget") ",\"widget\":{\"type\":\"Card\",\"children\":[{"
+                                                  "\"type\":\"Text\","
+                                                  "\"value\":\"hi\"}]}},"
+                                                  "{" ITEM(
+                                                      "tc1",
+                                                      "client_tool_call") ",\"status\":\"pending\","
+                                                                          "\"call_id\":\"c0\","
+                                                                          "\"name\":"
+                                                                          "\"f\",\"arguments\":{}},"
+                                                                          "{" ITEM(
+                                                                              "tc2",
+                                                                              "client_tool_"
+                                                                              "call") ",\"statu"
+                                                                                      "s\":"
+                                                                                      "\"comple"
+                                                                                      "ted\","
+                                                                                      "\"call_"
+                                                                                      "id\":"
+                                                                                      "\"c1\","
+                                                                                      "\"name\""
+                                                                                      ":"
+                                                                                      "\"f\","
+                                                                                      "\"argume"
+                                                                                      "nts\":{"
+                                                                                      "\"foo\":"
+                                                                                      "\"bar\","
+                                                                                      "\"n\":["
+                                                                                      "1,2.5,"
+                                                                                      "null]},"
+                                                                                      "\"output"
+                                                                                      "\":{"
+                                                                                      "\"ok\":"
+                                                                                      "true}}]",
+      0);
   assert_non_null(strstr(out, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{"
                               "\"annotations\":[],\"text\":\"x\",\"type\":\"output_text\","
                               "\"logprobs\":null},{\"annotations\":[],\"text\":\"y\""));
