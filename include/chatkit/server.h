@@ -125,6 +125,9 @@ ck_server *ck_server_new(const ck_server_config *cfg);
 /** Frees the processor. Streams it returned must have been freed. NULL is a no-op. */
 void ck_server_free(ck_server *srv);
 
+/** The store the processor was configured with (borrowed). */
+ck_store *ck_server_store(ck_server *srv);
+
 /** Generates an id through the configured generator, allocated from `a`. */
 const char *ck_server_generate_id(ck_server *srv, ck_arena *a, const char *kind,
                                   const ck_json *thread);
@@ -218,6 +221,12 @@ int ck_stream_push(ck_stream *s, const ck_json *event);
 
 /** Queues an event that is already canonical (built with the protocol builders). */
 int ck_stream_push_canonical(ck_stream *s, const ck_json *event);
+
+/** Queues a change of the thread's field `key` ("title", "status", "metadata",
+ * "allowed_image_domains") to `value` (copied). It is applied in order with the events, then
+ * saved and announced with thread.updated like a change made by a blocking handler.
+ * Thread-safe. */
+int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *value);
 
 /** Ends the asynchronous handler successfully. Thread-safe. */
 int ck_stream_push_end(ck_stream *s);

@@ -71,6 +71,10 @@ void ck_service_shutdown(ck_service *svc, void (*done)(void *ud), void *ud);
  * CK_ENOMEM. */
 int ck_service_post(ck_service *svc, void (*fn)(void *ud), void *ud);
 
+/** Runs `fn(ud)` on one of the service's worker threads, where it may block (a C tool, a
+ * store call). Thread-safe. Returns CK_OK or CK_ENOMEM. */
+int ck_service_submit(ck_service *svc, void (*fn)(void *ud), void *ud);
+
 /** The service's loop (for producers started through ck_service_post). */
 uv_loop_t *ck_service_loop(ck_service *svc);
 

@@ -109,6 +109,24 @@ static int push_json(ck_stream *s, const ck_json *event, bool canonical) {
   return enqueue(s, q);
 }
 
+int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *value) {
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  int rc = ck_json_write(&b, value);
+  ck__queued *q = rc == CK_OK ? calloc(1, sizeof(*q) + b.len + 1) : NULL;
+  char *k = q ? strdup(key) : NULL;
+  if (q == NULL || k == NULL) {
+    free(q);
+    ck_buf_free(&b);
+    return rc == CK_OK ? CK_ENOMEM : rc;
+  }
+  q->set_key = k;
+  q->len = b.len;
+  memcpy(q->json, b.data, b.len);
+  ck_buf_free(&b);
+  return enqueue(s, q);
+}
+
 int ck_stream_push(ck_stream *s, const ck_json *event) {
   return push_json(s, event, false);
 }
@@ -142,11 +160,16 @@ int ck_stream_push_fail(ck_stream *s, const char *code, const char *message, int
   return push_end(s, CK_EHANDLER, code, message, allow_retry);
 }
 
+static void queued_free(ck__queued *q) {
+  free(q->set_key);
+  free(q);
+}
+
 void ck__async_clear(ck_stream *s) {
   ck__queued *q = s->qhead;
   while (q != NULL) {
     ck__queued *next = q->next;
-    free(q);
+    queued_free(q);
     q = next;
   }
   s->qhead = s->qtail = NULL;
@@ -203,21 +226,28 @@ int ck_stream_drain(ck_stream *s) {
     if (q->end) {
       int rc = s->async_error != CK_OK ? s->async_error : q->rc;
       apply_end(s, q);
-      free(q);
+      queued_free(q);
       s->async = false;
       return ck__pipeline_finish(s, rc);
     }
     if (s->async_error != CK_OK || ck_stream_is_cancelled(s)) {
-      free(q); /* the producer was told to stop; its leftovers are dropped */
+      queued_free(q); /* the producer was told to stop; its leftovers are dropped */
       continue;
     }
     ck_json *ev = NULL;
     int rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
-    if (rc == CK_OK && q->canonical)
+    if (rc == CK_OK && q->set_key != NULL) {
+      /* A thread change from the producer: applied here, on the pipeline's thread, and
+       * announced by the check like any handler change. */
+      ck_json *v = ck_json_copy(s->arena, ev);
+      rc = v ? ck_json_object_set(s->thread, q->set_key, v) : CK_ENOMEM;
+      if (rc == CK_OK)
+        rc = ck__stream_check_thread(s);
+    } else if (rc == CK_OK && q->canonical)
       rc = ck__stream_emit(s, ev);
     else if (rc == CK_OK)
       rc = ck_emit(s, ev);
-    free(q);
+    queued_free(q);
     ck_arena_reset(s->scratch);
     if (rc == CK_ECANCELLED) {
       ck_stream_cancel(s);

@@ -61,6 +61,7 @@ typedef struct ck__workflow {
 typedef struct ck__queued {
   struct ck__queued *next;
   bool end; /* the handler finished; `rc` is its result */
+  char *set_key; /* not NULL: set this thread field to the JSON in `json` (heap) */
   int rc;
   bool canonical; /* built with the protocol builders: skip validation */
   size_t len;

@@ -77,6 +77,10 @@ void ck_server_free(ck_server *srv) {
   free(srv);
 }
 
+ck_store *ck_server_store(ck_server *srv) {
+  return srv->store;
+}
+
 const char *ck_server_generate_id(ck_server *srv, ck_arena *a, const char *kind,
                                   const ck_json *thread) {
   char id[128];

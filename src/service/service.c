@@ -576,6 +576,29 @@ int ck_service_post(ck_service *svc, void (*fn)(void *ud), void *ud) {
   return CK_OK;
 }
 
+typedef struct submitted {
+  ck__job job;
+  void (*fn)(void *);
+  void *ud;
+} submitted;
+
+static void run_submitted(ck__job *job) {
+  submitted *p = (submitted *)job;
+  p->fn(p->ud);
+  free(p);
+}
+
+int ck_service_submit(ck_service *svc, void (*fn)(void *ud), void *ud) {
+  submitted *p = malloc(sizeof(*p));
+  if (p == NULL)
+    return CK_ENOMEM;
+  p->job.fn = run_submitted;
+  p->fn = fn;
+  p->ud = ud;
+  ck__pool_submit(svc->pool, &p->job);
+  return CK_OK;
+}
+
 static void grace_closed(uv_handle_t *h) {
   ck_service *svc = h->data;
   ck__mailbox_close(svc->mb);
