@@ -636,7 +636,7 @@ static int run_step(replay *r, const ck_json *step, size_t index, const ck_ctx *
         const char *end = src == CK_OK           ? "complete"
                           : src == CK_ECANCELLED ? "disconnected"
                                                  : "aborted";
-        char what[32];
+        char what[48]; /* "step " + a 20-digit size_t + " events" + NUL */
         snprintf(what, sizeof(what), "step %zu events", index);
         result = compare_strings(r, what, ck_json_object_get(resp, "events"), col.events);
         const char *want_end = ck_json_object_get_str(resp, "end");
