@@ -90,7 +90,7 @@ typedef struct ck_http_config {
   uint64_t body_timeout_ms;      /* the whole body must arrive within this [30 s] */
   uint64_t keepalive_timeout_ms; /* idle time between requests [60 s] */
   uint64_t linger_timeout_ms;    /* wait for the peer's FIN after our last byte [2 s] */
-  int backlog;                   /* listen backlog [511] */
+  int backlog;                   /* listen backlog [4096] */
   int reuseport;                 /* nonzero: set SO_REUSEPORT so several loops share a port */
   ck_http_log_fn log;            /* optional log sink; NULL: the layer is silent */
   void *log_ud;

@@ -26,7 +26,10 @@ void ck_http_config_default(ck_http_config *cfg) {
   cfg->body_timeout_ms = 30000;
   cfg->keepalive_timeout_ms = 60000;
   cfg->linger_timeout_ms = 2000;
-  cfg->backlog = 511;
+  /* A burst of clients (a page of chat widgets reconnecting) must not overflow the accept
+   * queue: a dropped handshake costs the client a 1 s SYN retransmit. The kernel caps this at
+   * net.core.somaxconn. */
+  cfg->backlog = 4096;
   cfg->log_level = CK_HTTP_LOG_DEBUG;
 }
 
