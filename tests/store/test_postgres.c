@@ -12,6 +12,7 @@
 #include <chatkit/json.h>
 #include <chatkit/store.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -291,9 +292,13 @@ static void test_two_handles(void **state) {
   pthread_join(t1, NULL);
   pthread_join(t2, NULL);
   assert_int_equal(w1.errors + w2.errors, 0);
-  assert_int_equal(s2->vt->load_thread_items(s2, a, "thr_1", NULL, 500, CK_ORDER_ASC, &ALICE, &p),
-                   CK_OK);
+  /* INT_MAX as the limit: the limit + 1 sent to the server must not overflow. */
+  assert_int_equal(
+      s2->vt->load_thread_items(s2, a, "thr_1", NULL, INT_MAX, CK_ORDER_ASC, &ALICE, &p), CK_OK);
   assert_int_equal(ck_json_array_size(p.data), 201);
+  assert_false(p.has_more);
+  assert_int_equal(s2->vt->load_threads(s2, a, INT_MAX, NULL, CK_ORDER_DESC, &ALICE, &p), CK_OK);
+  assert_int_equal(ck_json_array_size(p.data), 1);
 
   assert_int_equal(s1->vt->delete_thread(s1, "thr_1", &ALICE), CK_OK);
   assert_int_equal(s2->vt->load_thread(s2, a, "thr_1", &ALICE, &v), CK_ENOTFOUND);
