@@ -197,6 +197,27 @@ static void test_newer_schema_refused(void **state) {
   assert_int_equal(raw_int(srv, "SELECT pg_try_advisory_lock(7163946503053340001)::int"), 1);
 }
 
+/* A migration that fails half-way (here a table of the same name is already there) is
+ * reported and rolled back entirely: DDL is transactional, and the statements after the
+ * failing one in the pipeline are skipped. */
+static void test_failed_migration_rolls_back(void **state) {
+  ck_pg_server *srv = *state;
+  raw_sql(srv, "CREATE TABLE chatkit_threads (x int)");
+  ck_store *s = (ck_store *)1;
+  char err[512] = "";
+  assert_int_equal(ck_store_postgres_open(srv->conninfo, 0, &s, err, sizeof(err)), CK_ESTORE);
+  assert_null(s);
+  assert_non_null(strstr(err, "migrating the chatkit schema failed"));
+  assert_non_null(strstr(err, "chatkit_threads"));
+  assert_int_equal(raw_int(srv, "SELECT count(*) FROM pg_class WHERE relname IN"
+                                " ('chatkit_schema_version', 'chatkit_seq', 'chatkit_items')"),
+                   0);
+  /* Once the obstacle is gone, opening migrates normally. */
+  raw_sql(srv, "DROP TABLE chatkit_threads");
+  ck_store_free(open_ok(srv, 0));
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+}
+
 static void test_open_errors(void **state) {
   ck_pg_server *srv = *state;
   ck_store *s = (ck_store *)1;
@@ -591,6 +612,8 @@ int main(void) {
       cmocka_unit_test_prestate_setup_teardown(test_reopen_keeps_data, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_schema_version, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_newer_schema_refused, setup_case, NULL, &srv),
+      cmocka_unit_test_prestate_setup_teardown(test_failed_migration_rolls_back, setup_case, NULL,
+                                               &srv),
       cmocka_unit_test_prestate_setup_teardown(test_open_errors, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_open_url, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_corrupt_record, setup_case, NULL, &srv),
