@@ -2,7 +2,8 @@
  *
  * The processor never touches persistence directly: it calls a ck_store, a vtable plus state,
  * exactly as the reference calls its Store class. Three backends ship with the library:
- * memory (tests, demos), SQLite (the embedded default) and, later, PostgreSQL. Every backend
+ * memory (tests, demos), SQLite (the embedded default) and PostgreSQL (several processes sharing
+ * one database). Every backend
  * must pass the shared suite in tests/store/.
  *
  * Values cross this interface as canonical JSON trees (see chatkit/json.h):
@@ -127,7 +128,19 @@ ck_store *ck_store_memory_new(void);
  * message in `errbuf` when not NULL) or CK_ENOMEM. */
 int ck_store_sqlite_open(const char *path, ck_store **out, char *errbuf, size_t errlen);
 
-/** Opens a store from a URL: "memory:", "sqlite:PATH" (the parent directory is created).
+/** Opens a PostgreSQL store. `conninfo` is anything libpq accepts: a "postgres://" or
+ * "postgresql://" URL or "key=value" pairs (sslmode, sslrootcert, connect_timeout... as
+ * libpq documents them). At most `max_connections` connections are open at once (<= 0 means 8);
+ * they are opened lazily, except the first, which migrates the schema (tables prefixed
+ * "chatkit_" in the connection's current schema) under an advisory lock, so several processes
+ * may open the same database at once. The user needs CREATE on that schema the first time.
+ * Returns CK_OK, CK_ESTORE (with a message in `errbuf` when not NULL: unreachable server,
+ * failed authentication, a schema newer than this build) or CK_ENOMEM. */
+int ck_store_postgres_open(const char *conninfo, int max_connections, ck_store **out, char *errbuf,
+                           size_t errlen);
+
+/** Opens a store from a URL: "memory:", "sqlite:PATH" (the parent directory is created),
+ * "postgres://..." or "postgresql://..." (passed to libpq as it is, with the default pool size).
  * Returns CK_OK, CK_EINVAL for an unknown scheme (message in errbuf), or the backend's error. */
 int ck_store_open_url(const char *url, ck_store **out, char *errbuf, size_t errlen);
 

@@ -97,6 +97,11 @@ int ck_store_open_url(const char *url, ck_store **out, char *errbuf, size_t errl
       return rc;
     return ck_store_sqlite_open(path, out, errbuf, errlen);
   }
-  set_err(errbuf, errlen, "unknown store URL \"%s\": expected memory: or sqlite:PATH", url);
+  /* libpq parses the URL itself (host, port, database, sslmode and the other parameters), so
+   * it is passed on as it is; only the scheme decides the backend. */
+  if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+    return ck_store_postgres_open(url, 0, out, errbuf, errlen);
+  set_err(errbuf, errlen,
+          "unknown store URL \"%s\": expected memory:, sqlite:PATH or postgres://...", url);
   return CK_EINVAL;
 }
