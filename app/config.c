@@ -20,7 +20,8 @@ static const char usage[] =
     "Options (environment variable in brackets):\n"
     "  --host H             address to listen on [CHATKIT_HOST] (default 127.0.0.1)\n"
     "  --port P             port, 0 picks a free one [CHATKIT_PORT, PORT] (default 8000)\n"
-    "  --store URL          memory: | sqlite:PATH [CHATKIT_STORE]\n"
+    "  --store URL          memory: | sqlite:PATH | postgres://USER:PASS@HOST:PORT/DB\n"
+    "                       [CHATKIT_STORE, DATABASE_URL]\n"
     "                       (default sqlite:./data/chatkit.db)\n"
     "  --config FILE        YAML config file [CHATKIT_CONFIG]\n"
     "  --log-level L        debug | info | warn | error | off [CHATKIT_LOG_LEVEL] (default info)\n"
@@ -247,6 +248,7 @@ static const struct {
     {"CHATKIT_HOST", "host"},
     {"PORT", "port"},
     {"CHATKIT_PORT", "port"},
+    {"DATABASE_URL", "store"},
     {"CHATKIT_STORE", "store"},
     {"CHATKIT_LOG_LEVEL", "log_level"},
     {"CHATKIT_LOG_FORMAT", "log_format"},
