@@ -32,7 +32,8 @@ void ck_demo_free(ck_demo *demo);
  * it once the service exists, before it serves requests. */
 void ck_demo_attach(ck_demo *demo, ck_service *svc);
 
-/** The handler set that answers with the demo model (respond only). */
+/** The handler set that answers with the demo model (respond only). It is marked non-blocking:
+ * with a delay, call ck_demo_attach before the service serves requests. */
 ck_handlers ck_demo_handlers(ck_demo *demo);
 
 #ifdef __cplusplus

@@ -89,6 +89,11 @@ typedef struct ck_handlers {
   /** Decides the stream options for `thread`; sets `*allow_cancel`. */
   int (*stream_options)(void *ud, const ck_call *call, const ck_json *thread, bool *allow_cancel);
 
+  /** True when no handler ever blocks (each computes briefly or goes asynchronous with
+   * CK_PENDING). With a store that does not block either, the service runs requests on its
+   * event-loop thread, saving two thread hops per request. */
+  bool nonblocking;
+
   /** Replaces the cancellation routine. `pending` is a JSON array of the items that were
    * added but not done. The default (ck_stream_default_cancel) saves non-empty assistant
    * messages and a hidden "cancelled" context item. */
@@ -124,6 +129,9 @@ ck_server *ck_server_new(const ck_server_config *cfg);
 
 /** Frees the processor. Streams it returned must have been freed. NULL is a no-op. */
 void ck_server_free(ck_server *srv);
+
+/** True when the configured handlers promise never to block (ck_handlers.nonblocking). */
+bool ck_server_handlers_nonblocking(const ck_server *srv);
 
 /** The store the processor was configured with (borrowed). */
 ck_store *ck_server_store(ck_server *srv);

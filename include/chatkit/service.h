@@ -46,8 +46,8 @@ typedef struct ck_service_config {
   void *auth_ud;
 } ck_service_config;
 
-/** Creates a service on `loop`. Returns NULL when out of memory, when the worker threads
- * cannot start, or when cfg->server is NULL. */
+/** Creates a service on `loop`; call it on the thread that will run the loop. Returns NULL when out
+ * of memory, when the worker threads cannot start, or when cfg->server is NULL. */
 ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg);
 
 /** Listens on a numeric IPv4/IPv6 `host` and `port` (0 picks a free port). Returns CK_OK,

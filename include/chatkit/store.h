@@ -114,6 +114,9 @@ typedef struct ck_store_vtable {
 struct ck_store {
   const ck_store_vtable *vt;
   const char *name; /* "memory", "sqlite", ... (static string) */
+  /* True when no call ever blocks (no disk or network I/O): the service may then answer from
+   * its event-loop thread instead of handing the request to a worker. */
+  bool nonblocking;
 };
 
 /** Frees a store through its vtable. NULL is a no-op. */

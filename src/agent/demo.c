@@ -298,5 +298,8 @@ ck_handlers ck_demo_handlers(ck_demo *demo) {
   memset(&h, 0, sizeof(h));
   h.ud = demo;
   h.respond = demo_respond;
+  /* Without a delay the reply is pure computation; with one it is paced on the loop once
+   * ck_demo_attach was called, as the header asks, so respond itself never blocks. */
+  h.nonblocking = true;
   return h;
 }

@@ -77,6 +77,10 @@ void ck_server_free(ck_server *srv) {
   free(srv);
 }
 
+bool ck_server_handlers_nonblocking(const ck_server *srv) {
+  return srv->h.nonblocking;
+}
+
 ck_store *ck_server_store(ck_server *srv) {
   return srv->store;
 }

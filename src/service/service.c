@@ -50,6 +50,8 @@ typedef struct exchange {
 
 struct ck_service {
   uv_loop_t *loop;
+  uv_thread_t loop_thread; /* the thread that runs the loop (ck_service_new's caller) */
+  bool inline_ok;          /* store and handlers never block: run requests on the loop */
   ck_service_config cfg;
   char path[128];
   ck_http_server *http;
@@ -224,10 +226,16 @@ static void job_drain(ck__job *job) {
     post_to_loop(ex, true, rc);
 }
 
-/* Called by the stream when an asynchronous handler queued events. */
+/* Called by the stream when an asynchronous handler queued events. When nothing blocks and the
+ * producer is on the loop thread, the events are drained right here; results still reach the
+ * connection through the mailbox, so the exchange is never freed under the producer's feet. */
 static void stream_notify(void *ud, ck_stream *s) {
   exchange *ex = ud;
-  ck__pool_submit(ex->svc->pool, &ex->drain_job);
+  uv_thread_t self = uv_thread_self();
+  if (ex->svc->inline_ok && uv_thread_equal(&self, &ex->svc->loop_thread))
+    job_drain(&ex->drain_job);
+  else
+    ck__pool_submit(ex->svc->pool, &ex->drain_job);
 }
 
 static void job_run(ck__job *job) {
@@ -474,7 +482,12 @@ static void on_request(ck_http_request *req, void *ud) {
                    "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}", NULL);
     return;
   }
-  ck__pool_submit(svc->pool, &ex->run_job);
+  /* When neither the store nor the handlers block, the request is served on this thread; its
+   * results still come back through the mailbox, on a later loop turn. */
+  if (kind == EX_CHATKIT && svc->inline_ok)
+    job_run(&ex->run_job);
+  else
+    ck__pool_submit(svc->pool, &ex->run_job);
 }
 
 /* ---- Lifecycle ---- */
@@ -493,6 +506,10 @@ ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
     return NULL;
   svc->loop = loop;
   svc->cfg = *cfg;
+  svc->loop_thread = uv_thread_self();
+  ck_store *store = ck_server_store(cfg->server);
+  svc->inline_ok = cfg->auth == NULL && store != NULL && store->nonblocking &&
+                   ck_server_handlers_nonblocking(cfg->server);
   snprintf(svc->path, sizeof(svc->path), "%s", cfg->path ? cfg->path : "/chatkit");
   const char *origins = cfg->cors_origins ? cfg->cors_origins : "http://localhost:3000";
   while (*origins && svc->norigins < MAX_ORIGINS) {

@@ -559,6 +559,7 @@ ck_store *ck_store_memory_new(void) {
   }
   m->base.vt = &memory_vtable;
   m->base.name = "memory";
+  m->base.nonblocking = true; /* a mutex held for microseconds, no I/O */
   m->next_seq = 1;
   return &m->base;
 }
