@@ -595,6 +595,8 @@ static void on_xfer_done(CURL *easy, CURLcode res, void *ud) {
   if (call->state != CK__CALL_RUNNING)
     return; /* cancelled or already decided: on_done is on its way */
   uv_timer_stop(&call->timer);
+  if (!call->got_body) /* a response without a body never reached on_write */
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &call->http_status);
   if (call->failed) {
     /* The write callback stopped the transfer for a reason it recorded. */
   } else if (res != CURLE_OK && !call->st.terminal) {
@@ -750,7 +752,11 @@ static int setup_easy(ck_model_call *call) {
   if (c->ca_file)
     curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* Waiting for a connection that may multiplex only pays where HTTP/2 can be negotiated
+   * (ALPN over TLS). On cleartext HTTP/1.1 curl parks the new transfer behind a long-running
+   * stream to the same host and nothing wakes it until that stream ends. */
+  if (strncmp(call->url, "https://", 8) == 0)
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   return CK_OK;
 }
 
