@@ -1,6 +1,7 @@
 /* upstream/model_internal.h - what the model client's source files share (internal).
  *
  *   client.c     the client, calls, attempts, timeouts, retries, cancellation
+ *   common.c     names, stream state, failures, usage, event delivery, redaction
  *   request.c    request bodies for both APIs (and Responses items -> Chat messages)
  *   chat.c       the Chat Completions stream -> neutral events
  *   responses.c  the Responses stream -> neutral events
@@ -118,7 +119,7 @@ struct ck_model_call {
  * CK_ENOMEM/CK_ETOOBIG. */
 int ck__model_build_body(const ck_model_client *c, const ck_model_request *req, ck_buf *out);
 
-/* ---- client.c (used by the stream parsers) ---- */
+/* ---- common.c (used by every file) ---- */
 
 /** Delivers an event unless the call was cancelled; marks output as delivered. Returns
  * nonzero when the stream must stop (the call was cancelled from the callback). */
@@ -137,7 +138,13 @@ int ck__model_fail_json(ck_model_call *call, ck_model_error_kind kind, bool retr
 /** Fills `u` from a usage object of either API. Returns true when it held token counts. */
 bool ck__model_parse_usage(const ck_json *obj, ck_model_usage *u);
 
-/* ---- stream state (client.c) ---- */
+/** Clears a failure record. */
+void ck__failure_reset(ck__failure *f);
+
+/** Replaces every occurrence of the client's API key in `b` with "[redacted]". */
+void ck__model_redact(const ck_model_client *c, ck_buf *b);
+
+/* ---- stream state (common.c) ---- */
 
 void ck__stream_init(ck__stream *st);
 void ck__stream_reset(ck__stream *st);
