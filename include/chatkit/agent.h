@@ -9,9 +9,12 @@
 #ifndef CHATKIT_AGENT_H
 #define CHATKIT_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <chatkit/json.h>
+#include <chatkit/server.h>
+#include <chatkit/service.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +46,84 @@ int ck_thread_to_model_input(ck_arena *a, const ck_json *items, const ck_input_h
  * for tool-call arguments and outputs. Returns a string from `a`, or NULL when out of
  * memory. */
 char *ck_json_dumps_python(ck_arena *a, const ck_json *v);
+
+/* ---- Agents ------------------------------------------------------------------------------ */
+
+typedef struct ck_tool_ctx ck_tool_ctx;
+typedef struct ck_agents ck_agents;
+typedef struct ck_model_client ck_model_client; /* chatkit/model.h */
+
+/** A C tool. It runs on a worker thread and may block. It answers with exactly one of
+ * ck_tool_result, ck_tool_result_text or ck_tool_error (no answer counts as an error the model
+ * sees). Returning non-OK without an answer also reports an error to the model: a failing tool
+ * never ends the conversation. */
+typedef int (*ck_tool_fn)(void *ud, ck_tool_ctx *t, const ck_json *arguments);
+
+typedef struct ck_tool_def {
+  const char *name;            /* [a-zA-Z0-9_-], unique within an agent */
+  const char *description;     /* shown to the model */
+  const char *parameters_json; /* JSON Schema of the arguments (text); NULL: any object */
+  ck_tool_fn fn;               /* C tool; NULL for a client tool */
+  void *ud;
+  /* A client tool runs in the browser: the call becomes a pending client_tool_call item, the
+   * turn ends, and threads.add_client_tool_output resumes the agent with the output. */
+  bool client;
+} ck_tool_def;
+
+/** The tool's answer: a JSON value (sent to the model as its compact JSON text). */
+int ck_tool_result(ck_tool_ctx *t, const ck_json *result);
+/** The tool's answer as plain text. */
+int ck_tool_result_text(ck_tool_ctx *t, const char *text);
+/** The tool failed: the model sees "An error occurred while running the tool. Please try
+ * again. Error: <message>", as with the reference's default failure handler. */
+int ck_tool_error(ck_tool_ctx *t, const char *message);
+/** An arena for the tool's allocations (freed after the call). */
+ck_arena *ck_tool_arena(ck_tool_ctx *t);
+/** The request context of the conversation (user id, integrator data). */
+const ck_ctx *ck_tool_request_ctx(ck_tool_ctx *t);
+/** Streams an event to the client while the tool runs (a progress update, a widget item...):
+ * any reference-compatible event JSON. Thread-safe. */
+int ck_tool_emit(ck_tool_ctx *t, const ck_json *event);
+/** Streams a finished widget (one thread.item.done with a new widget item). */
+int ck_tool_widget(ck_tool_ctx *t, const ck_json *widget, const char *copy_text);
+
+typedef struct ck_agent_def {
+  const char *name;         /* unique; handoff tools are named transfer_to_<name> */
+  const char *instructions; /* the system prompt */
+  const char *model;        /* NULL: the client's default model */
+  const ck_tool_def *tools;
+  size_t ntools;
+  const char *const *handoffs; /* names of agents this one may hand the conversation to */
+  size_t nhandoffs;
+  int max_turns;           /* model calls per user message; 0: 10 */
+  const ck_json *settings; /* extra request fields (temperature, reasoning...), or NULL */
+} ck_agent_def;
+
+typedef struct ck_agents_config {
+  ck_model_client *client;    /* required; borrowed; runs on the service's loop */
+  ck_service *service;        /* required; borrowed: the loop and the worker threads */
+  const ck_agent_def *agents; /* copied (names and texts are borrowed: keep them alive) */
+  size_t nagents;
+  const char *default_agent; /* NULL: the first */
+  int history_items;         /* thread items loaded as context; 0: 100 */
+  size_t history_chars;      /* character budget for the context; 0: 200000 */
+  bool auto_title;           /* name an untitled thread after the first exchange */
+  const char *title_model;   /* NULL: the agent's model */
+  ck_input_hooks hooks;
+  const char *const *allowed_models; /* inference_options.model values accepted, or NULL */
+  size_t nallowed_models;
+} ck_agents_config;
+
+/** Creates the agent runtime. Returns NULL when out of memory or when the configuration is
+ * invalid (no client or service, no agents, an unknown default or handoff name). */
+ck_agents *ck_agents_new(const ck_agents_config *cfg);
+
+/** Frees the runtime; conversations must have ended. NULL is a no-op. */
+void ck_agents_free(ck_agents *ag);
+
+/** The handler set that answers with the agents (respond; action is left to the
+ * integration). */
+ck_handlers ck_agents_handlers(ck_agents *ag);
 
 #ifdef __cplusplus
 }

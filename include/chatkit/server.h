@@ -130,6 +130,10 @@ ck_server *ck_server_new(const ck_server_config *cfg);
 /** Frees the processor. Streams it returned must have been freed. NULL is a no-op. */
 void ck_server_free(ck_server *srv);
 
+/** Replaces the handlers. Call it before the server serves requests (for handlers that need
+ * objects created after the server, such as the agent runtime, which needs the service). */
+void ck_server_set_handlers(ck_server *srv, ck_handlers handlers);
+
 /** True when the configured handlers promise never to block (ck_handlers.nonblocking). */
 bool ck_server_handlers_nonblocking(const ck_server *srv);
 

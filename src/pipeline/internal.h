@@ -60,7 +60,7 @@ typedef struct ck__workflow {
 /* An event queued by an asynchronous handler, as serialised JSON, or the end marker. */
 typedef struct ck__queued {
   struct ck__queued *next;
-  bool end; /* the handler finished; `rc` is its result */
+  bool end;      /* the handler finished; `rc` is its result */
   char *set_key; /* not NULL: set this thread field to the JSON in `json` (heap) */
   int rc;
   bool canonical; /* built with the protocol builders: skip validation */

@@ -77,6 +77,10 @@ void ck_server_free(ck_server *srv) {
   free(srv);
 }
 
+void ck_server_set_handlers(ck_server *srv, ck_handlers handlers) {
+  srv->h = handlers;
+}
+
 bool ck_server_handlers_nonblocking(const ck_server *srv) {
   return srv->h.nonblocking;
 }

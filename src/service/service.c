@@ -51,7 +51,6 @@ typedef struct exchange {
 struct ck_service {
   uv_loop_t *loop;
   uv_thread_t loop_thread; /* the thread that runs the loop (ck_service_new's caller) */
-  bool inline_ok;          /* store and handlers never block: run requests on the loop */
   ck_service_config cfg;
   char path[128];
   ck_http_server *http;
@@ -226,13 +225,21 @@ static void job_drain(ck__job *job) {
     post_to_loop(ex, true, rc);
 }
 
+/* Whether requests may run on the loop thread: nothing on their path blocks. Asked per request
+ * because an integrator may install its handlers after creating the service. */
+static bool inline_ok(ck_service *svc) {
+  ck_store *store = ck_server_store(svc->cfg.server);
+  return svc->cfg.auth == NULL && store != NULL && store->nonblocking &&
+         ck_server_handlers_nonblocking(svc->cfg.server);
+}
+
 /* Called by the stream when an asynchronous handler queued events. When nothing blocks and the
  * producer is on the loop thread, the events are drained right here; results still reach the
  * connection through the mailbox, so the exchange is never freed under the producer's feet. */
 static void stream_notify(void *ud, ck_stream *s) {
   exchange *ex = ud;
   uv_thread_t self = uv_thread_self();
-  if (ex->svc->inline_ok && uv_thread_equal(&self, &ex->svc->loop_thread))
+  if (inline_ok(ex->svc) && uv_thread_equal(&self, &ex->svc->loop_thread))
     job_drain(&ex->drain_job);
   else
     ck__pool_submit(ex->svc->pool, &ex->drain_job);
@@ -484,7 +491,7 @@ static void on_request(ck_http_request *req, void *ud) {
   }
   /* When neither the store nor the handlers block, the request is served on this thread; its
    * results still come back through the mailbox, on a later loop turn. */
-  if (kind == EX_CHATKIT && svc->inline_ok)
+  if (kind == EX_CHATKIT && inline_ok(svc))
     job_run(&ex->run_job);
   else
     ck__pool_submit(svc->pool, &ex->run_job);
@@ -507,9 +514,6 @@ ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
   svc->loop = loop;
   svc->cfg = *cfg;
   svc->loop_thread = uv_thread_self();
-  ck_store *store = ck_server_store(cfg->server);
-  svc->inline_ok = cfg->auth == NULL && store != NULL && store->nonblocking &&
-                   ck_server_handlers_nonblocking(cfg->server);
   snprintf(svc->path, sizeof(svc->path), "%s", cfg->path ? cfg->path : "/chatkit");
   const char *origins = cfg->cors_origins ? cfg->cors_origins : "http://localhost:3000";
   while (*origins && svc->norigins < MAX_ORIGINS) {

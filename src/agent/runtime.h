@@ -1,0 +1,56 @@
+/* Internal: the agent runtime's state (runtime.c). */
+#ifndef CK_AGENT_RUNTIME_H
+#define CK_AGENT_RUNTIME_H
+
+#include <chatkit/agent.h>
+#include <chatkit/model.h>
+
+#include <stdatomic.h>
+
+struct ck_agents {
+  ck_agents_config cfg;
+  ck_agent_def *agents; /* copied array */
+  size_t nagents;
+  size_t default_agent;
+};
+
+/* One respond call, from the history load to the end of the answer. The loop thread owns it;
+ * workers touch only their tool slots and the atomics. */
+typedef struct ck__run {
+  ck_agents *ag;
+  ck_stream *s;
+  ck_arena *arena;   /* lives for the run: input items, ids, tool call records */
+  ck_arena *scratch; /* emptied after each pushed event */
+  atomic_int refs;   /* the flow's own reference plus queued cancel messages */
+  atomic_bool cancelled;
+  bool ended; /* push_end/push_fail was called: the stream may be gone */
+  const char *thread_id;
+  size_t agent; /* the current agent (handoffs change it) */
+  int turn;
+  const char *model;    /* an allowed inference_options.model, or NULL */
+  ck_json *tool_choice; /* forced by inference_options.tool_choice; reset after a tool ran */
+  ck_json *input;       /* Responses input items so far */
+  ck_model_call *call;  /* the model call in flight, or NULL */
+  ck_json *calls;       /* this turn's tool calls: {id?, call_id, name, arguments} */
+  /* The assistant message being streamed. */
+  bool msg_open;
+  const char *msg_id, *msg_created;
+  ck_buf msg_text;
+  ck_json *msg_annotations;
+  /* The reasoning workflow being streamed. */
+  bool wf_open, thought_started;
+  const char *wf_id, *wf_created;
+  int64_t wf_start_us;
+  ck_buf thought;
+  int64_t (*clock_now_us)(void);
+  /* Tools of the current turn. */
+  struct ck_tool_ctx *tool_ctx;
+  size_t ntools_running;
+  atomic_int tools_left;
+  /* Title generation after the first exchange. */
+  bool want_title, title_call;
+  char *user_text;
+  ck_buf title;
+} ck__run;
+
+#endif

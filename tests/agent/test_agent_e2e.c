@@ -1,0 +1,404 @@
+/* End-to-end tests of the agent runtime (src/agent/runtime.c): a real service on a loop thread,
+ * the scripted mock model on another, and HTTP requests from the test thread. They check what
+ * the client sees (events), what was stored, and what was sent to the model. */
+#include "support/http_client.h"
+#include "support/mock_model.h"
+
+#include <chatkit/chatkit.h>
+#include <chatkit/model.h>
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- The server under test ---- */
+
+typedef struct fixture {
+  ck_mock_model *mock;
+  pthread_t thread;
+  uv_loop_t loop;
+  uv_async_t stop;
+  ck_store *store;
+  ck_server *server;
+  ck_service *svc;
+  ck_model_client *client;
+  ck_agents *agents;
+  int port;
+  ck_model_api api;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool ready;
+  ck_arena *a;
+} fixture;
+
+static fixture fx;
+
+/* A C tool: the weather for a city. */
+static int get_weather(void *ud, ck_tool_ctx *t, const ck_json *args) {
+  const char *city = ck_json_object_get_str(args, "city");
+  if (city == NULL)
+    return ck_tool_error(t, "city is required");
+  ck_json *out = NULL;
+  const char *text = "{\"temp_c\":4,\"sky\":\"cloudy\"}";
+  ck_json_parse(ck_tool_arena(t), text, strlen(text), 0, &out, NULL);
+  return ck_tool_result(t, out);
+}
+
+static const ck_tool_def triage_tools[] = {
+    {"get_weather", "The weather in a city",
+     "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]"
+     "}",
+     get_weather, NULL, false},
+    {"get_location", "The user's location (asked in the browser)", NULL, NULL, NULL, true},
+};
+static const char *const triage_handoffs[] = {"Billing Expert"};
+
+static const ck_agent_def agents[] = {
+    {"Triage", "You route questions.", "test-model", triage_tools, 2, triage_handoffs, 1, 0, NULL},
+    {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL},
+};
+
+static void stop_loop(uv_async_t *h) {
+  ck_service_shutdown(fx.svc, NULL, NULL);
+  ck_model_client_free(fx.client);
+  uv_close((uv_handle_t *)&fx.stop, NULL);
+}
+
+static void *server_main(void *arg) {
+  uv_loop_init(&fx.loop);
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d/v1", ck_mock_model_port(fx.mock));
+  ck_model_config mc = {0};
+  mc.base_url = base;
+  mc.api = fx.api;
+  mc.model = "test-model";
+  mc.max_retries = -1;
+  int err = 0;
+  fx.client = ck_model_client_new(&fx.loop, &mc, &err);
+  fx.store = ck_store_memory_new();
+  ck_server_config scfg = {.store = fx.store};
+  /* The agents need the service and the service needs the server: fill the handlers once
+   * both exist, before anything is served. */
+  fx.server = NULL;
+  static ck_agents_config acfg;
+  memset(&acfg, 0, sizeof(acfg));
+  acfg.client = fx.client;
+  acfg.agents = agents;
+  acfg.nagents = 2;
+  acfg.auto_title = true;
+  ck_service_config svcfg = {0};
+  /* A placeholder server lets the service start; it is replaced below. */
+  scfg.handlers.nonblocking = true;
+  fx.server = ck_server_new(&scfg);
+  svcfg.server = fx.server;
+  svcfg.store = fx.store;
+  svcfg.workers = 2;
+  fx.svc = ck_service_new(&fx.loop, &svcfg);
+  acfg.service = fx.svc;
+  fx.agents = ck_agents_new(&acfg);
+  ck_server_set_handlers(fx.server, ck_agents_handlers(fx.agents));
+  ck_service_listen(fx.svc, "127.0.0.1", 0);
+  uv_async_init(&fx.loop, &fx.stop, stop_loop);
+  pthread_mutex_lock(&fx.mu);
+  fx.port = ck_service_port(fx.svc);
+  fx.ready = true;
+  pthread_cond_signal(&fx.cv);
+  pthread_mutex_unlock(&fx.mu);
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&fx.loop);
+  return NULL;
+}
+
+static int start(ck_model_api api) {
+  memset(&fx, 0, sizeof(fx));
+  fx.api = api;
+  fx.a = ck_arena_new(0);
+  fx.mock = ck_mock_model_start(0);
+  pthread_mutex_init(&fx.mu, NULL);
+  pthread_cond_init(&fx.cv, NULL);
+  pthread_create(&fx.thread, NULL, server_main, NULL);
+  pthread_mutex_lock(&fx.mu);
+  while (!fx.ready)
+    pthread_cond_wait(&fx.cv, &fx.mu);
+  pthread_mutex_unlock(&fx.mu);
+  return fx.mock != NULL && fx.port > 0 ? 0 : -1;
+}
+
+static int setup_responses(void **state) {
+  return start(CK_MODEL_API_RESPONSES);
+}
+
+static int setup_chat(void **state) {
+  return start(CK_MODEL_API_CHAT);
+}
+
+static int teardown(void **state) {
+  uv_async_send(&fx.stop);
+  pthread_join(fx.thread, NULL);
+  ck_agents_free(fx.agents);
+  ck_server_free(fx.server);
+  ck_store_free(fx.store);
+  ck_mock_model_free(fx.mock);
+  ck_arena_free(fx.a);
+  return 0;
+}
+
+/* ---- Helpers ---- */
+
+static const char *create_body(const char *text) {
+  return ck_arena_printf(fx.a,
+                         "{\"type\":\"threads.create\",\"params\":{\"input\":{\"content\":[{"
+                         "\"type\":\"input_text\",\"text\":\"%s\"}],\"attachments\":[],"
+                         "\"inference_options\":{}}}}",
+                         text);
+}
+
+static const char *thread_of(const ck_json *events) {
+  ck_json *created = hc_find_type(events, "thread.created", 0);
+  return ck_json_object_get_str(ck_json_object_get(created, "thread"), "id");
+}
+
+/* The text of the last assistant message stored in the thread. */
+static const char *stored_reply(const char *tid) {
+  hc_response r;
+  const char *body = ck_arena_printf(
+      fx.a, "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"%s\",\"order\":\"desc\"}}", tid);
+  assert_int_equal(hc_chatkit(fx.port, body, &r), 0);
+  ck_json *page = hc_json(fx.a, r.body, r.body_len);
+  hc_response_free(&r);
+  ck_json *data = ck_json_object_get(page, "data");
+  for (size_t i = 0; i < ck_json_array_size(data); i++) {
+    ck_json *it = ck_json_array_get(data, i);
+    if (strcmp(ck_json_object_get_str(it, "type"), "assistant_message") == 0)
+      return hc_item_text(fx.a, it);
+  }
+  return NULL;
+}
+
+static const char *thread_title(const char *tid) {
+  hc_response r;
+  const char *body = ck_arena_printf(
+      fx.a, "{\"type\":\"threads.get_by_id\",\"params\":{\"thread_id\":\"%s\"}}", tid);
+  assert_int_equal(hc_chatkit(fx.port, body, &r), 0);
+  ck_json *t = hc_json(fx.a, r.body, r.body_len);
+  hc_response_free(&r);
+  return ck_json_object_get_str(t, "title");
+}
+
+/* ---- Tests ---- */
+
+static void test_text_and_title(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Hello there, friend.\",\"chunk\":5,"
+                               "\"id\":\"msg_model_1\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"text\":\"\\\"Greetings\\\"\\n\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Say hello"));
+  assert_non_null(events);
+  char types[2048];
+  hc_event_types(events, types, sizeof(types));
+  assert_non_null(strstr(types, "thread.created thread.item.done stream_options "
+                                "thread.item.added assistant_message.content_part.added "
+                                "assistant_message.content_part.text_delta"));
+  /* The assistant message keeps the Responses message id. */
+  ck_json *added = hc_find_type(events, "thread.item.added", 0);
+  assert_string_equal(ck_json_object_get_str(ck_json_object_get(added, "item"), "id"),
+                      "msg_model_1");
+  ck_json *done = hc_find_type(events, "thread.item.done", 2);
+  assert_string_equal(hc_item_text(fx.a, ck_json_object_get(done, "item")), "Hello there, friend.");
+  /* The title call ran after the answer and named the thread (quotes and newline trimmed). */
+  ck_json *upd = hc_find_type(events, "thread.updated", 0);
+  assert_non_null(upd);
+  assert_string_equal(ck_json_object_get_str(ck_json_object_get(upd, "thread"), "title"),
+                      "Greetings");
+  const char *tid = thread_of(events);
+  assert_string_equal(stored_reply(tid), "Hello there, friend.");
+  assert_string_equal(thread_title(tid), "Greetings");
+  /* What the model was sent: the triage instructions, the user's message, the tools. */
+  char *body = ck_mock_model_request_body(fx.mock, 0);
+  assert_non_null(strstr(body, "\"instructions\":\"You route questions.\""));
+  assert_non_null(strstr(body, "\"text\":\"Say hello\""));
+  assert_non_null(strstr(body, "\"name\":\"get_weather\""));
+  assert_non_null(strstr(body, "\"name\":\"transfer_to_billing_expert\""));
+  free(body);
+}
+
+static void test_tool_round_trip(void **state) {
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"tool_call\":{\"id\":\"call_w\",\"item_id\":\"fc_w\",\"name\":"
+                      "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}},"
+                      "{\"finish\":\"tool_calls\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"It is 4 degrees in Oslo.\"},"
+                               "{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Oslo weather\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Weather in Oslo?"));
+  assert_non_null(events);
+  const char *tid = thread_of(events);
+  assert_string_equal(stored_reply(tid), "It is 4 degrees in Oslo.");
+  /* The second model call carried the call and the tool's output, in that order. */
+  char *body = ck_mock_model_request_body(fx.mock, 1);
+  const char *call = strstr(body, "call_w");
+  /* Responses sends a function_call_output item, Chat Completions a "tool" message. */
+  const char *out = strstr(body, "{\\\"temp_c\\\":4,\\\"sky\\\":\\\"cloudy\\\"}");
+  assert_non_null(call);
+  assert_non_null(out);
+  assert_true(call < out);
+  free(body);
+}
+
+static void test_client_tool_round_trip(void **state) {
+  ck_mock_model_queue(
+      fx.mock, "{\"steps\":[{\"tool_call\":{\"id\":\"call_loc\",\"item_id\":\"fc_loc\","
+               "\"name\":\"get_location\",\"arguments\":\"{}\"}},{\"finish\":\"tool_calls\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Where am I?"));
+  assert_non_null(events);
+  const char *tid = thread_of(events);
+  /* The turn ended with a pending client tool call; no title call yet (the title comes once
+   * there is an answer). */
+  ck_json *done = hc_find_type(events, "thread.item.done", 2);
+  ck_json *item = ck_json_object_get(done, "item");
+  assert_string_equal(ck_json_object_get_str(item, "type"), "client_tool_call");
+  assert_string_equal(ck_json_object_get_str(item, "status"), "pending");
+  assert_string_equal(ck_json_object_get_str(item, "call_id"), "call_loc");
+  assert_string_equal(ck_json_object_get_str(item, "id"), "fc_loc");
+
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"You are in Paris.\"},"
+                               "{\"finish\":\"stop\"}]}");
+  size_t before = ck_mock_model_requests(fx.mock);
+  const char *out = ck_arena_printf(fx.a,
+                                    "{\"type\":\"threads.add_client_tool_output\",\"params\":{"
+                                    "\"thread_id\":\"%s\",\"result\":{\"city\":\"Paris\"}}}",
+                                    tid);
+  events = hc_stream(fx.a, fx.port, out);
+  assert_non_null(events);
+  assert_string_equal(stored_reply(tid), "You are in Paris.");
+  /* The output reached the model as json.dumps text. */
+  char *body = ck_mock_model_request_body(fx.mock, before);
+  assert_non_null(strstr(body, "\"output\":\"{\\\"city\\\": \\\"Paris\\\"}\""));
+  free(body);
+}
+
+static void test_handoff(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"tool_call\":{\"id\":\"call_h\",\"name\":"
+                               "\"transfer_to_billing_expert\",\"arguments\":\"{}\"}},"
+                               "{\"finish\":\"tool_calls\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Billing here.\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Billing\"},{\"finish\":\"stop\"}]}");
+  size_t before = ck_mock_model_requests(fx.mock);
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("My invoice is wrong"));
+  assert_string_equal(stored_reply(thread_of(events)), "Billing here.");
+  char *body = ck_mock_model_request_body(fx.mock, before + 1);
+  assert_non_null(strstr(body, "You answer billing questions."));
+  assert_non_null(strstr(body, "{\\\"assistant\\\": \\\"Billing Expert\\\"}"));
+  free(body);
+}
+
+static void test_upstream_error_keeps_streamed_text(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Partial answer\"},{\"failed\":{\"code\":"
+                               "\"server_error\",\"message\":\"boom\"}}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Fail please"));
+  assert_non_null(events);
+  ck_json *err = hc_find_type(events, "error", 0);
+  assert_non_null(err);
+  assert_string_equal(ck_json_object_get_str(err, "code"), "stream.error");
+  assert_true(ck_json_bool_value(ck_json_object_get(err, "allow_retry")));
+  assert_string_equal(stored_reply(thread_of(events)), "Partial answer");
+}
+
+static void test_auth_error_message(void **state) {
+  ck_mock_model_queue(fx.mock,
+                      "{\"status\":401,\"body\":{\"error\":{\"message\":\"bad key\","
+                      "\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("hi"));
+  ck_json *err = hc_find_type(events, "error", 0);
+  assert_non_null(err);
+  assert_string_equal(ck_json_object_get_str(err, "code"), "custom");
+  assert_non_null(strstr(ck_json_object_get_str(err, "message"), "API key"));
+  assert_false(ck_json_bool_value(ck_json_object_get(err, "allow_retry")));
+}
+
+static void test_disconnect_aborts_model_call(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"one two three four five six seven\","
+                               "\"chunk\":4,\"gap_ms\":150},{\"finish\":\"stop\"}]}");
+  hc_conn c;
+  assert_int_equal(hc_open(&c, fx.port, 5000), 0);
+  ck_buf req;
+  ck_buf_init(&req, 0);
+  const char *body = create_body("count");
+  hc_format(&req, "POST", "/chatkit", "Content-Type: application/json\r\n", body, strlen(body));
+  assert_int_equal(hc_send(&c, req.data, req.len), 0);
+  ck_buf_free(&req);
+  hc_response head;
+  assert_int_equal(hc_read_head(&c, &head), 0);
+  ck_buf pending;
+  ck_buf_init(&pending, 0);
+  const char *tid = NULL;
+  int deltas = 0;
+  while (deltas < 2) {
+    ck_json *ev = NULL;
+    assert_int_equal(hc_sse_next(&c, &pending, fx.a, &ev), 1);
+    const char *type = ck_json_object_get_str(ev, "type");
+    if (strcmp(type, "thread.created") == 0)
+      tid = ck_json_object_get_str(ck_json_object_get(ev, "thread"), "id");
+    if (strcmp(type, "thread.item.updated") == 0 &&
+        strstr(ck_json_dumps(fx.a, ev, NULL), "text_delta") != NULL)
+      deltas++;
+  }
+  hc_close(&c);
+  ck_buf_free(&pending);
+  hc_response_free(&head);
+  /* The model call is aborted at once, and the partial reply is saved. */
+  assert_int_equal(ck_mock_model_wait_aborts(fx.mock, 1, 2000, NULL), 1);
+  const char *saved = NULL;
+  for (int i = 0; i < 100 && saved == NULL; i++) {
+    saved = stored_reply(tid);
+    if (saved == NULL)
+      usleep(20000);
+  }
+  assert_non_null(saved);
+  assert_true(strncmp(saved, "one two", 7) == 0);
+  assert_true(strlen(saved) < strlen("one two three four five six seven"));
+}
+
+static void test_reasoning_workflow(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"reasoning\":\"Thinking about it\",\"chunk\":8},"
+                               "{\"text\":\"Answer.\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Think\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Think first"));
+  ck_json *wf = hc_find_type(events, "thread.item.added", 0);
+  ck_json *item = ck_json_object_get(wf, "item");
+  assert_string_equal(ck_json_object_get_str(item, "type"), "workflow");
+  const char *dump = ck_json_dumps(fx.a, events, NULL);
+  assert_non_null(strstr(dump, "\"workflow.task.added\""));
+  assert_non_null(strstr(dump, "\"workflow.task.updated\""));
+  /* The workflow is done (with a duration summary) before the message starts. */
+  const char *wf_done = strstr(dump, "\"summary\":{\"duration\":");
+  const char *msg_added = strstr(dump, "\"type\":\"assistant_message\"");
+  assert_non_null(wf_done);
+  assert_non_null(msg_added);
+  assert_true(wf_done < msg_added);
+  assert_non_null(strstr(dump, "\"content\":\"Thinking about it\""));
+}
+
+int main(void) {
+  const struct CMUnitTest responses[] = {
+      cmocka_unit_test_setup_teardown(test_text_and_title, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_client_tool_round_trip, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_handoff, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_upstream_error_keeps_streamed_text, setup_responses,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_auth_error_message, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_disconnect_aborts_model_call, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_chat, teardown),
+      cmocka_unit_test_setup_teardown(test_reasoning_workflow, setup_chat, teardown),
+  };
+  return cmocka_run_group_tests(responses, NULL, NULL);
+}
