@@ -16,6 +16,7 @@
 #ifndef CHATKIT_CHATKIT_H
 #define CHATKIT_CHATKIT_H
 
+#include <chatkit/auth.h>
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/http.h>
