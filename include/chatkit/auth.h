@@ -64,7 +64,9 @@ typedef struct ck_jwt_config {
  * fetched on first use). Returns CK_OK and the verifier in `*out` (the caller owns it: free it
  * with ck_jwt_verifier_free), CK_EINVAL with a short reason in `why` (a bad or missing key
  * source, a weak key, a bad URL), CK_EIO when the PEM file cannot be read, or CK_ENOMEM. `why`
- * may be NULL; it is always NUL-terminated when `why_len` > 0. */
+ * may be NULL; it is always NUL-terminated when `why_len` > 0. With a JWKS URL this calls
+ * curl_global_init (reference-counted; call it from the main thread before starting workers,
+ * as with any libcurl user on a libcurl without CURL_VERSION_THREADSAFE). */
 int ck_jwt_verifier_new(const ck_jwt_config *cfg, ck_jwt_verifier **out, char *why, size_t why_len);
 
 /** Frees a verifier and its keys. NULL is a no-op. No ck_jwt_verify may be running. */

@@ -59,9 +59,10 @@ int ck__jwt_key_from_pem(const char *pem, size_t len, EVP_PKEY **out, ck__jwt_al
                          size_t why_len);
 
 /** Parses a JWKS document ({"keys":[...]}) and adds its usable signature keys (RSA >= 2048 and
- * EC P-256; `use` absent or "sig"; `alg` absent or matching the key type) to `ks`. Keys of other
- * types are skipped, malformed keys are errors. Returns CK_OK, CK_EINVAL with a reason, or
- * CK_ENOMEM. On failure `ks` is left as it was. */
+ * EC P-256; `use` absent or "sig"; `alg` absent or matching the key type) to `ks`. Keys that
+ * are not such keys, or are malformed, are skipped so that one odd key published by an issuer
+ * does not disable the others. Returns CK_OK, CK_EINVAL with a reason (not a key set, more than
+ * 256 keys, no usable key), or CK_ENOMEM. On failure `ks` is left as it was. */
 int ck__jwks_parse(const char *json, size_t len, ck__jwt_keyset *ks, char *why, size_t why_len);
 
 /** Frees every key of `ks` and empties it. NULL is a no-op. */

@@ -21,6 +21,8 @@
 #define MAX_PEM_BYTES (64 * 1024)
 /* RFC 7518 §3.2: an HS256 key must be at least as long as the hash output. */
 #define MIN_SECRET_BYTES 32
+/* Longer secrets add nothing (HMAC hashes them down) and would overflow HMAC()'s int length. */
+#define MAX_SECRET_BYTES 4096
 
 struct ck_jwt_verifier {
   unsigned char *secret; /* HS256 key, or NULL */
@@ -117,8 +119,8 @@ int ck_jwt_verifier_new(const ck_jwt_config *cfg, ck_jwt_verifier **out, char *w
     return CK_EINVAL;
   }
   size_t secret_len = secret ? (cfg->hs256_secret_len ? cfg->hs256_secret_len : strlen(secret)) : 0;
-  if (secret && secret_len < MIN_SECRET_BYTES) {
-    set_why(why, why_len, "the HS256 secret must be at least 32 bytes");
+  if (secret && (secret_len < MIN_SECRET_BYTES || secret_len > MAX_SECRET_BYTES)) {
+    set_why(why, why_len, "the HS256 secret must be 32 to 4096 bytes");
     return CK_EINVAL;
   }
   ck_jwt_verifier *v = calloc(1, sizeof(*v));
@@ -230,7 +232,7 @@ static int verify_signature(ck_jwt_verifier *v, ck__jwt_alg alg, const char *kid
   if (n == 0) {
     if (rc == CK_OK)
       set_why(why, why_len,
-              any_alg ? "no key matches the token's kid"
+              any_alg ? (kid ? "no key matches the token's kid" : "no key for the token's alg")
                       : (alg == CK__JWT_RS256 ? "alg RS256 is not accepted by this server"
                                               : "alg ES256 is not accepted by this server"));
     return rc == CK_OK ? CK_EINVAL : rc;
