@@ -35,6 +35,14 @@ static const char usage[] =
     "  --shutdown-grace-ms N  how long streams may finish on SIGTERM (default 10000)\n"
     "  --demo-tokens N      tokens per demo-model reply (default: the reply's length)\n"
     "  --demo-delay-ms D    pause between demo-model tokens (default 30)\n"
+    "  --auth MODE          none | jwt [CHATKIT_AUTH] (default none: everyone is anonymous)\n"
+    "  --jwt-secret S       HS256 secret, at least 32 bytes [CHATKIT_JWT_SECRET]\n"
+    "  --jwt-public-key F   PEM public key or certificate, RSA or EC P-256\n"
+    "                       [CHATKIT_JWT_PUBLIC_KEY]\n"
+    "  --jwt-jwks-url URL   JWKS of the token issuer [CHATKIT_JWT_JWKS_URL]\n"
+    "  --jwt-issuer S       required iss claim [CHATKIT_JWT_ISSUER]\n"
+    "  --jwt-audience S     required aud claim [CHATKIT_JWT_AUDIENCE]\n"
+    "  --jwt-user-claim C   claim naming the user [CHATKIT_JWT_USER_CLAIM] (default sub)\n"
     "  --help, --version\n"
     "\n"
     "A .env file in the working directory is read first (it never overrides the environment).\n"
@@ -49,6 +57,16 @@ static int bad(const char *what, const char *value, const char *why) {
 static int set_str(char *dst, size_t cap, const char *what, const char *value) {
   if (strlen(value) >= cap)
     return bad(what, value, "too long");
+  memcpy(dst, value, strlen(value) + 1);
+  return 0;
+}
+
+/* Like set_str for secrets: the value is never echoed. */
+static int set_secret(char *dst, size_t cap, const char *what, const char *value) {
+  if (strlen(value) >= cap) {
+    fprintf(stderr, "chatkit-server: invalid %s: too long (at most %zu bytes)\n", what, cap - 1);
+    return 2;
+  }
   memcpy(dst, value, strlen(value) + 1);
   return 0;
 }
@@ -100,6 +118,23 @@ static int apply(app_config *cfg, const char *key, const char *value) {
     return set_str(cfg->model, sizeof(cfg->model), "model", value);
   if (strcmp(key, "openai_base_url") == 0)
     return set_str(cfg->openai_base_url, sizeof(cfg->openai_base_url), "base URL", value);
+  if (strcmp(key, "auth") == 0) {
+    if (strcmp(value, "none") != 0 && strcmp(value, "jwt") != 0)
+      return bad("auth", value, "expected none or jwt");
+    return set_str(cfg->auth, sizeof(cfg->auth), "auth", value);
+  }
+  if (strcmp(key, "jwt_secret") == 0)
+    return set_secret(cfg->jwt_secret, sizeof(cfg->jwt_secret), "JWT secret", value);
+  if (strcmp(key, "jwt_public_key") == 0)
+    return set_str(cfg->jwt_public_key, sizeof(cfg->jwt_public_key), "JWT public key", value);
+  if (strcmp(key, "jwt_jwks_url") == 0)
+    return set_str(cfg->jwt_jwks_url, sizeof(cfg->jwt_jwks_url), "JWKS URL", value);
+  if (strcmp(key, "jwt_issuer") == 0)
+    return set_str(cfg->jwt_issuer, sizeof(cfg->jwt_issuer), "JWT issuer", value);
+  if (strcmp(key, "jwt_audience") == 0)
+    return set_str(cfg->jwt_audience, sizeof(cfg->jwt_audience), "JWT audience", value);
+  if (strcmp(key, "jwt_user_claim") == 0)
+    return set_str(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "JWT user claim", value);
   return -1;
 }
 
@@ -239,6 +274,8 @@ static void defaults(app_config *cfg) {
   cfg->demo_delay_ms = 30;
   cfg->shutdown_grace_ms = 10000;
   cfg->max_body_bytes = 1024 * 1024;
+  snprintf(cfg->auth, sizeof(cfg->auth), "none");
+  snprintf(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "sub");
 }
 
 static const struct {
@@ -258,7 +295,31 @@ static const struct {
     {"CHATKIT_MAX_BODY_BYTES", "max_body_bytes"},
     {"CHATKIT_MODEL", "model"},
     {"OPENAI_BASE_URL", "openai_base_url"},
+    {"CHATKIT_AUTH", "auth"},
+    {"CHATKIT_JWT_SECRET", "jwt_secret"},
+    {"CHATKIT_JWT_PUBLIC_KEY", "jwt_public_key"},
+    {"CHATKIT_JWT_JWKS_URL", "jwt_jwks_url"},
+    {"CHATKIT_JWT_ISSUER", "jwt_issuer"},
+    {"CHATKIT_JWT_AUDIENCE", "jwt_audience"},
+    {"CHATKIT_JWT_USER_CLAIM", "jwt_user_claim"},
 };
+
+/* Authentication settings must agree: jwt needs a key, and key settings without jwt would
+ * silently leave the server open, so both are refused. */
+static int check_auth(const app_config *cfg) {
+  bool any_key = cfg->jwt_secret[0] || cfg->jwt_public_key[0] || cfg->jwt_jwks_url[0];
+  if (strcmp(cfg->auth, "jwt") == 0 && !any_key) {
+    fprintf(stderr, "chatkit-server: --auth jwt needs a key source: --jwt-secret, "
+                    "--jwt-public-key or --jwt-jwks-url\n");
+    return 2;
+  }
+  if (strcmp(cfg->auth, "none") == 0 && (any_key || cfg->jwt_issuer[0] || cfg->jwt_audience[0])) {
+    fprintf(stderr, "chatkit-server: JWT settings are given but --auth is none; set --auth jwt "
+                    "(CHATKIT_AUTH=jwt) or remove them\n");
+    return 2;
+  }
+  return 0;
+}
 
 int app_config_load(app_config *cfg, int argc, char **argv) {
   defaults(cfg);
@@ -335,5 +396,5 @@ int app_config_load(app_config *cfg, int argc, char **argv) {
     if (rc > 0)
       return rc;
   }
-  return 0;
+  return check_auth(cfg);
 }

@@ -22,6 +22,13 @@ typedef struct app_config {
   char openai_api_key[512]; /* never logged */
   char openai_base_url[512];
   char model[128];
+  char auth[16];             /* "none" or "jwt" */
+  char jwt_secret[1024];     /* never logged */
+  char jwt_public_key[1024]; /* a PEM file */
+  char jwt_jwks_url[2048];
+  char jwt_issuer[512];
+  char jwt_audience[512];
+  char jwt_user_claim[128];
 } app_config;
 
 /** Fills `cfg` from all sources. Returns 0, 1 when the program should exit 0 (after --help or

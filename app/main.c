@@ -3,6 +3,7 @@
  * "listening on http://HOST:PORT" when ready and shuts down gracefully on SIGTERM/SIGINT. */
 #include "config.h"
 
+#include <chatkit/auth.h>
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/log.h>
@@ -81,6 +82,34 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  /* Authentication: a JWT verifier, or everyone is the anonymous user. */
+  ck_jwt_verifier *jwt = NULL;
+  if (strcmp(cfg.auth, "jwt") == 0) {
+    ck_jwt_config jcfg = {.hs256_secret = cfg.jwt_secret,
+                          .public_key_file = cfg.jwt_public_key,
+                          .jwks_url = cfg.jwt_jwks_url,
+                          .issuer = cfg.jwt_issuer,
+                          .audience = cfg.jwt_audience,
+                          .user_claim = cfg.jwt_user_claim,
+                          .log = a.log};
+    rc = ck_jwt_verifier_new(&jcfg, &jwt, errbuf, sizeof(errbuf));
+    if (rc != CK_OK) {
+      fprintf(stderr, "chatkit-server: invalid JWT settings: %s\n", errbuf);
+      ck_store_free(store);
+      ck_log_free(a.log);
+      return 2;
+    }
+    ck_log_event(a.log, CK_LOG_INFO, "auth: jwt", "secret", cfg.jwt_secret[0] ? "set" : NULL,
+                 "public_key", cfg.jwt_public_key[0] ? cfg.jwt_public_key : NULL, "jwks_url",
+                 cfg.jwt_jwks_url[0] ? cfg.jwt_jwks_url : NULL, "issuer",
+                 cfg.jwt_issuer[0] ? cfg.jwt_issuer : NULL, "audience",
+                 cfg.jwt_audience[0] ? cfg.jwt_audience : NULL, "user_claim", cfg.jwt_user_claim,
+                 (const char *)NULL);
+  } else {
+    ck_log_event(a.log, CK_LOG_WARN, "auth disabled: every request is the anonymous user",
+                 (const char *)NULL);
+  }
+
   bool model_configured = cfg.openai_api_key[0] || cfg.openai_base_url[0] || cfg.model[0];
   if (model_configured)
     ck_log_event(a.log, CK_LOG_WARN,
@@ -106,6 +135,8 @@ int main(int argc, char **argv) {
   svcfg.shutdown_grace_ms = cfg.shutdown_grace_ms;
   svcfg.http.max_body_bytes = (size_t)cfg.max_body_bytes;
   svcfg.log = a.log;
+  svcfg.auth = jwt ? ck_jwt_service_auth : NULL;
+  svcfg.auth_ud = jwt;
   a.svc = (demo && server) ? ck_service_new(&a.loop, &svcfg) : NULL;
   if (a.svc == NULL) {
     fprintf(stderr, "chatkit-server: out of memory\n");
@@ -139,6 +170,7 @@ int main(int argc, char **argv) {
   ck_server_free(server);
   ck_demo_free(demo);
   ck_store_free(store);
+  ck_jwt_verifier_free(jwt);
   ck_log_event(a.log, CK_LOG_INFO, "stopped", (const char *)NULL);
   ck_log_free(a.log);
   return 0;

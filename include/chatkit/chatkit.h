@@ -1,7 +1,9 @@
 /* chatkit/chatkit.h - the whole public API of libchatkit in one include.
  *
  * Modules (one header each):
- *   agent.h     thread history to model input
+ *   agent.h     agents: history to model input, the agent loop, tools
+ *   auth.h      JWT verification (HS256, RS256, ES256, JWKS)
+ *   model.h     the streaming model client (Responses, Chat Completions)
  *   error.h     error codes
  *   mem.h       arenas and capped buffers
  *   json.h      the JSON document model, strict parser, canonical writer
@@ -18,11 +20,13 @@
 #define CHATKIT_CHATKIT_H
 
 #include <chatkit/agent.h>
+#include <chatkit/auth.h>
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/http.h>
 #include <chatkit/json.h>
 #include <chatkit/log.h>
+#include <chatkit/model.h>
 #include <chatkit/mem.h>
 #include <chatkit/protocol.h>
 #include <chatkit/server.h>
