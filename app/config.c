@@ -1,12 +1,12 @@
 /* Settings of the chatkit-server binary (see config.h). */
 #include "config.h"
+#include "yaml.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #ifndef CK_VERSION
 #define CK_VERSION "0.0.0"
@@ -33,6 +33,12 @@ static const char usage[] =
     "                       (default 4)\n"
     "  --max-body-bytes N   largest request body [CHATKIT_MAX_BODY_BYTES] (default 1048576)\n"
     "  --shutdown-grace-ms N  how long streams may finish on SIGTERM (default 10000)\n"
+    "  --model NAME         the model [CHATKIT_MODEL] (default gpt-4.1-mini)\n"
+    "  --base-url URL       OpenAI-compatible API [OPENAI_BASE_URL] (default OpenAI); the key\n"
+    "                       comes from OPENAI_API_KEY\n"
+    "  --api STYLE          responses | chat_completions [CHATKIT_API] (default: responses for\n"
+    "                       api.openai.com, chat_completions otherwise)\n"
+    "  --instructions TEXT  the assistant's system prompt [CHATKIT_INSTRUCTIONS]\n"
     "  --demo-tokens N      tokens per demo-model reply (default: the reply's length)\n"
     "  --demo-delay-ms D    pause between demo-model tokens (default 30)\n"
     "  --auth MODE          none | jwt [CHATKIT_AUTH] (default none: everyone is anonymous)\n"
@@ -116,8 +122,15 @@ static int apply(app_config *cfg, const char *key, const char *value) {
   }
   if (strcmp(key, "model") == 0)
     return set_str(cfg->model, sizeof(cfg->model), "model", value);
-  if (strcmp(key, "openai_base_url") == 0)
+  if (strcmp(key, "openai_base_url") == 0 || strcmp(key, "base_url") == 0)
     return set_str(cfg->openai_base_url, sizeof(cfg->openai_base_url), "base URL", value);
+  if (strcmp(key, "api") == 0) {
+    if (strcmp(value, "responses") != 0 && strcmp(value, "chat_completions") != 0)
+      return bad("API style", value, "expected responses or chat_completions");
+    return set_str(cfg->api, sizeof(cfg->api), "API style", value);
+  }
+  if (strcmp(key, "instructions") == 0)
+    return set_str(cfg->instructions, sizeof(cfg->instructions), "instructions", value);
   if (strcmp(key, "auth") == 0) {
     if (strcmp(value, "none") != 0 && strcmp(value, "jwt") != 0)
       return bad("auth", value, "expected none or jwt");
@@ -177,88 +190,83 @@ int app_dotenv_load(const char *path) {
   return rc;
 }
 
-/* The config file: a YAML mapping of the settings above (server: section or top level). */
+/* Top-level keys of the config file that belong to the agent setup (app/agents.c validates
+ * them). "model" is also a plain setting when it is a scalar (the model name). */
+static bool agent_section(const char *key, const ck_json *v) {
+  static const char *const keys[] = {"agents", "tools", "default_agent", "title", "history",
+                                     "models", NULL};
+  if (strcmp(key, "model") == 0)
+    return ck_json_is_object(v);
+  for (size_t i = 0; keys[i] != NULL; i++)
+    if (strcmp(key, keys[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Applies one scalar of the file; `where` names it in messages ("server.port"). */
+static int apply_scalar(app_config *cfg, app_yaml *y, const char *key, const ck_json *v,
+                        const char *where) {
+  int line = app_yaml_line(y, v);
+  if (ck_json_is_object(v) || ck_json_is_array(v)) {
+    fprintf(stderr, "chatkit-server: %s:%d: %s must be a single value\n", app_yaml_path(y), line,
+            where);
+    return 2;
+  }
+  ck_arena *a = ck_arena_new(256);
+  const char *text = ck_json_is_string(v) ? ck_json_str_value(v) : ck_json_dumps(a, v, NULL);
+  int r = text ? apply(cfg, key, text) : 2;
+  ck_arena_free(a);
+  if (r < 0) {
+    fprintf(stderr, "chatkit-server: %s:%d: unknown key %s\n", app_yaml_path(y), line, where);
+    return 2;
+  }
+  if (r > 0)
+    fprintf(stderr, "chatkit-server: (in %s:%d, key %s)\n", app_yaml_path(y), line, where);
+  return r;
+}
+
+/* The config file: the settings above at the top level or under server:, plus the agent
+ * sections, which are kept for app/agents.c. */
 static int load_yaml(app_config *cfg, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    fprintf(stderr, "chatkit-server: cannot open config file %s: %s\n", path, strerror(errno));
-    return 2;
-  }
-  yaml_parser_t parser;
-  yaml_document_t doc;
-  int rc = 0;
-  yaml_parser_initialize(&parser);
-  yaml_parser_set_input_file(&parser, f);
-  if (!yaml_parser_load(&parser, &doc)) {
-    fprintf(stderr, "chatkit-server: %s:%zu:%zu: %s\n", path, parser.problem_mark.line + 1,
-            parser.problem_mark.column + 1, parser.problem ? parser.problem : "invalid YAML");
-    yaml_parser_delete(&parser);
-    fclose(f);
-    return 2;
-  }
-  yaml_node_t *root = yaml_document_get_root_node(&doc);
-  if (root != NULL && root->type != YAML_MAPPING_NODE) {
-    fprintf(stderr, "chatkit-server: %s:%zu: the config file must be a mapping\n", path,
-            root->start_mark.line + 1);
+  app_yaml *y = NULL;
+  int rc = app_yaml_load(path, &y);
+  if (rc != 0)
+    return rc;
+  ck_json *root = app_yaml_root(y);
+  if (root != NULL && !ck_json_is_object(root)) {
+    fprintf(stderr, "chatkit-server: %s:%d: the config file must be a mapping\n", path,
+            app_yaml_line(y, root));
     rc = 2;
   }
-  for (yaml_node_pair_t *pair = root ? root->data.mapping.pairs.start : NULL;
-       rc == 0 && root && root->type == YAML_MAPPING_NODE && pair < root->data.mapping.pairs.top;
-       pair++) {
-    yaml_node_t *k = yaml_document_get_node(&doc, pair->key);
-    yaml_node_t *v = yaml_document_get_node(&doc, pair->value);
-    const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
-    /* Sections for later features (agents, tools, providers) are validated by their
-     * owners; the server section and top-level scalars are ours. */
-    yaml_node_t *section = NULL;
-    if (strcmp(key, "server") == 0 && v->type == YAML_MAPPING_NODE)
-      section = v;
-    if (section != NULL) {
-      for (yaml_node_pair_t *sp = section->data.mapping.pairs.start;
-           rc == 0 && sp < section->data.mapping.pairs.top; sp++) {
-        yaml_node_t *sk = yaml_document_get_node(&doc, sp->key);
-        yaml_node_t *sv = yaml_document_get_node(&doc, sp->value);
-        const char *skey = (const char *)sk->data.scalar.value;
-        if (sv->type != YAML_SCALAR_NODE) {
-          fprintf(stderr, "chatkit-server: %s:%zu: server.%s must be a scalar\n", path,
-                  sv->start_mark.line + 1, skey);
-          rc = 2;
-          break;
-        }
-        int r = apply(cfg, skey, (const char *)sv->data.scalar.value);
-        if (r < 0) {
-          fprintf(stderr, "chatkit-server: %s:%zu: unknown key server.%s\n", path,
-                  sk->start_mark.line + 1, skey);
-          rc = 2;
-        } else if (r > 0) {
-          fprintf(stderr, "chatkit-server: (in %s:%zu, key server.%s)\n", path,
-                  sk->start_mark.line + 1, skey);
-          rc = r;
-        }
-      }
-      continue;
-    }
-    if (v->type == YAML_SCALAR_NODE) {
-      int r = apply(cfg, key, (const char *)v->data.scalar.value);
-      if (r < 0) {
-        fprintf(stderr, "chatkit-server: %s:%zu: unknown key %s\n", path, k->start_mark.line + 1,
-                key);
+  for (size_t i = 0; rc == 0 && i < ck_json_object_size(root); i++) {
+    const char *key = ck_json_object_key(root, i);
+    const ck_json *v = ck_json_object_value(root, i);
+    if (strcmp(key, "server") == 0) {
+      if (!ck_json_is_object(v)) {
+        fprintf(stderr, "chatkit-server: %s:%d: server must be a mapping\n", path,
+                app_yaml_line(y, v));
         rc = 2;
-      } else if (r > 0) {
-        fprintf(stderr, "chatkit-server: (in %s:%zu, key %s)\n", path, k->start_mark.line + 1, key);
-        rc = r;
       }
-    } else if (strcmp(key, "agents") != 0 && strcmp(key, "tools") != 0 &&
-               strcmp(key, "providers") != 0 && strcmp(key, "auth") != 0) {
-      fprintf(stderr, "chatkit-server: %s:%zu: unknown section %s\n", path, k->start_mark.line + 1,
-              key);
-      rc = 2;
+      for (size_t k = 0; rc == 0 && k < ck_json_object_size(v); k++) {
+        char where[160];
+        snprintf(where, sizeof(where), "server.%.140s", ck_json_object_key(v, k));
+        rc = apply_scalar(cfg, y, ck_json_object_key(v, k), ck_json_object_value(v, k), where);
+      }
+    } else if (!agent_section(key, v)) {
+      rc = apply_scalar(cfg, y, key, v, key);
     }
   }
-  yaml_document_delete(&doc);
-  yaml_parser_delete(&parser);
-  fclose(f);
-  return rc;
+  if (rc != 0) {
+    app_yaml_free(y);
+    return rc;
+  }
+  cfg->yaml = y;
+  return 0;
+}
+
+void app_config_free(app_config *cfg) {
+  app_yaml_free(cfg->yaml);
+  cfg->yaml = NULL;
 }
 
 static void defaults(app_config *cfg) {
@@ -295,6 +303,8 @@ static const struct {
     {"CHATKIT_MAX_BODY_BYTES", "max_body_bytes"},
     {"CHATKIT_MODEL", "model"},
     {"OPENAI_BASE_URL", "openai_base_url"},
+    {"CHATKIT_API", "api"},
+    {"CHATKIT_INSTRUCTIONS", "instructions"},
     {"CHATKIT_AUTH", "auth"},
     {"CHATKIT_JWT_SECRET", "jwt_secret"},
     {"CHATKIT_JWT_PUBLIC_KEY", "jwt_public_key"},

@@ -29,7 +29,13 @@ typedef struct app_config {
   char jwt_issuer[512];
   char jwt_audience[512];
   char jwt_user_claim[128];
+  char api[32];            /* "responses" | "chat_completions" | "" (auto) */
+  char instructions[4096]; /* the default agent's system prompt */
+  struct app_yaml *yaml;   /* the config file, for the agent sections (or NULL) */
 } app_config;
+
+/** Frees what app_config_load allocated. */
+void app_config_free(app_config *cfg);
 
 /** Fills `cfg` from all sources. Returns 0, 1 when the program should exit 0 (after --help or
  * --version), or 2 after printing a clear message for a bad value. */

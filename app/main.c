@@ -1,6 +1,7 @@
 /* chatkit-server: the ready-to-run binary. It reads its settings, opens the store, wires the
  * processor (with the demo model until a model is configured) into the HTTP service, prints
  * "listening on http://HOST:PORT" when ready and shuts down gracefully on SIGTERM/SIGINT. */
+#include "agents.h"
 #include "config.h"
 
 #include <chatkit/auth.h>
@@ -22,13 +23,19 @@ typedef struct app {
   uv_signal_t sigterm, sigint;
   ck_service *svc;
   ck_log *log;
+  app_agents *agents; /* NULL with the demo model */
+  bool signals_on;    /* the signal handles are initialised */
   int signals;
 } app;
 
 static void service_done(void *ud) {
   app *a = ud;
-  uv_close((uv_handle_t *)&a->sigterm, NULL);
-  uv_close((uv_handle_t *)&a->sigint, NULL);
+  /* The model client holds loop handles; freeing it lets the loop run out of work. */
+  app_agents_stop(a->agents);
+  if (a->signals_on) {
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+  }
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -43,47 +50,58 @@ static void on_signal(uv_signal_t *h, int signum) {
   ck_service_shutdown(a->svc, service_done, a);
 }
 
-int main(int argc, char **argv) {
-  app_config cfg;
-  int rc = app_config_load(&cfg, argc, argv);
-  if (rc != 0)
-    return rc == 1 ? 0 : rc;
-
-  ck_log_level level;
-  if (ck_log_level_parse(cfg.log_level, &level) != 0) {
+static int parse_log_settings(const app_config *cfg, ck_log_level *level, ck_log_format *format) {
+  if (ck_log_level_parse(cfg->log_level, level) != 0) {
     fprintf(stderr,
             "chatkit-server: invalid log level \"%s\": expected debug, info, warn, "
             "error or off\n",
-            cfg.log_level);
+            cfg->log_level);
     return 2;
   }
-  ck_log_format format;
-  if (strcmp(cfg.log_format, "json") == 0) {
-    format = CK_LOG_JSON;
-  } else if (strcmp(cfg.log_format, "logfmt") == 0) {
-    format = CK_LOG_LOGFMT;
+  if (strcmp(cfg->log_format, "json") == 0) {
+    *format = CK_LOG_JSON;
+  } else if (strcmp(cfg->log_format, "logfmt") == 0) {
+    *format = CK_LOG_LOGFMT;
   } else {
     fprintf(stderr, "chatkit-server: invalid log format \"%s\": expected json or logfmt\n",
-            cfg.log_format);
+            cfg->log_format);
     return 2;
   }
-  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
 
+int main(int argc, char **argv) {
+  app_config cfg;
   app a;
   memset(&a, 0, sizeof(a));
-  a.log = ck_log_new(stderr, level, format);
-  char errbuf[512] = "";
   ck_store *store = NULL;
+  ck_jwt_verifier *jwt = NULL;
+  ck_demo *demo = NULL;
+  ck_server *server = NULL;
+  bool loop_on = false;
+  int exit_code = 0;
+  char errbuf[512] = "";
+  ck_log_level level;
+  ck_log_format format;
+
+  int rc = app_config_load(&cfg, argc, argv);
+  if (rc != 0) {
+    exit_code = rc == 1 ? 0 : rc;
+    goto done;
+  }
+  if ((exit_code = parse_log_settings(&cfg, &level, &format)) != 0)
+    goto done;
+  signal(SIGPIPE, SIG_IGN);
+  a.log = ck_log_new(stderr, level, format);
   rc = ck_store_open_url(cfg.store, &store, errbuf, sizeof(errbuf));
   if (rc != CK_OK) {
     fprintf(stderr, "chatkit-server: cannot open store \"%s\": %s\n", cfg.store,
             errbuf[0] ? errbuf : ck_strerror(rc));
-    ck_log_free(a.log);
-    return 2;
+    exit_code = 2;
+    goto done;
   }
 
   /* Authentication: a JWT verifier, or everyone is the anonymous user. */
-  ck_jwt_verifier *jwt = NULL;
   if (strcmp(cfg.auth, "jwt") == 0) {
     ck_jwt_config jcfg = {.hs256_secret = cfg.jwt_secret,
                           .public_key_file = cfg.jwt_public_key,
@@ -95,9 +113,8 @@ int main(int argc, char **argv) {
     rc = ck_jwt_verifier_new(&jcfg, &jwt, errbuf, sizeof(errbuf));
     if (rc != CK_OK) {
       fprintf(stderr, "chatkit-server: invalid JWT settings: %s\n", errbuf);
-      ck_store_free(store);
-      ck_log_free(a.log);
-      return 2;
+      exit_code = 2;
+      goto done;
     }
     ck_log_event(a.log, CK_LOG_INFO, "auth: jwt", "secret", cfg.jwt_secret[0] ? "set" : NULL,
                  "public_key", cfg.jwt_public_key[0] ? cfg.jwt_public_key : NULL, "jwks_url",
@@ -110,21 +127,17 @@ int main(int argc, char **argv) {
                  (const char *)NULL);
   }
 
-  bool model_configured = cfg.openai_api_key[0] || cfg.openai_base_url[0] || cfg.model[0];
-  if (model_configured)
-    ck_log_event(a.log, CK_LOG_WARN,
-                 "a model is configured but the model client is not built yet; the demo model "
-                 "answers",
-                 (const char *)NULL);
+  bool model_configured = app_model_configured(&cfg);
   ck_demo_config dcfg = {cfg.demo_tokens, cfg.demo_delay_ms};
-  ck_demo *demo = ck_demo_new(&dcfg);
+  demo = ck_demo_new(&dcfg);
   ck_server_config scfg;
   memset(&scfg, 0, sizeof(scfg));
   scfg.store = store;
   scfg.handlers = ck_demo_handlers(demo);
-  ck_server *server = ck_server_new(&scfg);
+  server = ck_server_new(&scfg);
 
   uv_loop_init(&a.loop);
+  loop_on = true;
   ck_service_config svcfg;
   memset(&svcfg, 0, sizeof(svcfg));
   svcfg.server = server;
@@ -140,17 +153,26 @@ int main(int argc, char **argv) {
   a.svc = (demo && server) ? ck_service_new(&a.loop, &svcfg) : NULL;
   if (a.svc == NULL) {
     fprintf(stderr, "chatkit-server: out of memory\n");
-    return 1;
+    exit_code = 1;
+    goto done;
   }
   ck_demo_attach(demo, a.svc);
+  if (model_configured) {
+    exit_code = app_agents_build(&cfg, &a.loop, a.svc, a.log, &a.agents);
+    if (exit_code != 0)
+      goto stop;
+    ck_server_set_handlers(server, app_agents_handlers(a.agents));
+  }
   rc = ck_service_listen(a.svc, cfg.host, cfg.port);
   if (rc != CK_OK) {
     fprintf(stderr, "chatkit-server: cannot listen on %s:%d: %s\n", cfg.host, cfg.port,
             rc == CK_EINVAL ? "not a numeric IPv4/IPv6 address" : "address in use or not allowed");
-    return 2;
+    exit_code = 2;
+    goto stop;
   }
   uv_signal_init(&a.loop, &a.sigterm);
   uv_signal_init(&a.loop, &a.sigint);
+  a.signals_on = true;
   a.sigterm.data = a.sigint.data = &a;
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
@@ -162,16 +184,27 @@ int main(int argc, char **argv) {
   char port_s[16];
   snprintf(port_s, sizeof(port_s), "%d", port);
   ck_log_event(a.log, CK_LOG_INFO, "listening", "host", cfg.host, "port", port_s, "store",
-               store->name, "model", model_configured ? "demo (model client pending)" : "demo",
+               store->name, "model",
+               model_configured ? (cfg.model[0] ? cfg.model : "configured") : "demo",
                (const char *)NULL);
-
   uv_run(&a.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&a.loop);
+  goto done;
+
+stop:
+  /* Start-up failed after the service existed: close it the normal way so nothing leaks. */
+  ck_service_shutdown(a.svc, service_done, &a);
+  uv_run(&a.loop, UV_RUN_DEFAULT);
+done:
+  if (loop_on)
+    uv_loop_close(&a.loop);
+  app_agents_free(a.agents);
   ck_server_free(server);
   ck_demo_free(demo);
   ck_store_free(store);
   ck_jwt_verifier_free(jwt);
-  ck_log_event(a.log, CK_LOG_INFO, "stopped", (const char *)NULL);
+  if (exit_code == 0)
+    ck_log_event(a.log, CK_LOG_INFO, "stopped", (const char *)NULL);
   ck_log_free(a.log);
-  return 0;
+  app_config_free(&cfg);
+  return exit_code;
 }

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
   uv_signal_init(loop, &sigterm);
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
-  printf("listening on %s:%d\n", host, ck_mock_model_port(mock));
+  printf("listening on http://%s:%d\n", host, ck_mock_model_port(mock));
   fflush(stdout);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&sigint, NULL);

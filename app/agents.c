@@ -1,0 +1,427 @@
+/* The binary's agent setup: the model provider, agents and tools from settings and the config
+ * file, validated with messages that name the line and the key. */
+#include "agents.h"
+#include "yaml.h"
+
+#include <chatkit/error.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct app_agents {
+  ck_arena *a;
+  ck_model_client *client;
+  ck_agents *agents;
+  ck_agent_def *defs;
+  size_t ndefs;
+  ck_tool_def *tools;
+  size_t ntools;
+  char **header_lines;
+  const char **allowed;
+  size_t nallowed;
+};
+
+bool app_model_configured(const app_config *cfg) {
+  const ck_json *root = app_yaml_root(cfg->yaml);
+  return cfg->openai_api_key[0] || cfg->openai_base_url[0] || cfg->model[0] ||
+         ck_json_object_get(root, "agents") != NULL ||
+         ck_json_is_object(ck_json_object_get(root, "model"));
+}
+
+/* Prints "file:line: where: message" and returns 2. */
+static int invalid(const app_config *cfg, const ck_json *at, const char *where, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static int invalid(const app_config *cfg, const ck_json *at, const char *where, const char *fmt,
+                   ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "chatkit-server: %s:%d: %s: %s\n", app_yaml_path(cfg->yaml),
+          app_yaml_line(cfg->yaml, at), where, msg);
+  return 2;
+}
+
+/* A string member, or `dflt`; a member of another type is an error. */
+static int get_str(const app_config *cfg, const ck_json *obj, const char *key, const char *where,
+                   const char *dflt, const char **out) {
+  const ck_json *v = ck_json_object_get(obj, key);
+  *out = dflt;
+  if (v == NULL || ck_json_is_null(v))
+    return 0;
+  if (!ck_json_is_string(v))
+    return invalid(cfg, v, where, "%s must be a string", key);
+  *out = ck_json_str_value(v);
+  return 0;
+}
+
+static int get_int(const app_config *cfg, const ck_json *obj, const char *key, const char *where,
+                   int64_t min, int64_t max, int64_t *out) {
+  const ck_json *v = ck_json_object_get(obj, key);
+  if (v == NULL)
+    return 0;
+  int64_t x = 0;
+  if (ck_json_int_value(v, &x) != CK_OK || x < min || x > max)
+    return invalid(cfg, v, where, "%s must be an integer from %lld to %lld", key, (long long)min,
+                   (long long)max);
+  *out = x;
+  return 0;
+}
+
+/* Checks that `obj` only has keys from `allowed`. */
+static int only_keys(const app_config *cfg, const ck_json *obj, const char *where,
+                     const char *const *allowed) {
+  for (size_t i = 0; i < ck_json_object_size(obj); i++) {
+    const char *k = ck_json_object_key(obj, i);
+    bool ok = false;
+    for (size_t j = 0; allowed[j] != NULL && !ok; j++)
+      ok = strcmp(k, allowed[j]) == 0;
+    if (!ok)
+      return invalid(cfg, ck_json_object_value(obj, i), where, "unknown key \"%s\"", k);
+  }
+  return 0;
+}
+
+/* "${NAME}" in a header value reads the environment, so secrets stay out of the file. */
+static char *expand_env(ck_arena *a, const char *s) {
+  if (strncmp(s, "${", 2) == 0 && s[strlen(s) - 1] == '}') {
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)(strlen(s) - 3), s + 2);
+    const char *v = getenv(name);
+    return ck_arena_strdup(a, v ? v : "");
+  }
+  return ck_arena_strdup(a, s);
+}
+
+static int build_tools(app_agents *ag, const app_config *cfg, const ck_json *tools) {
+  static const char *const keys[] = {"name",   "type",    "description", "parameters", "url",
+                                     "method", "headers", "timeout_ms",  NULL};
+  size_t n = ck_json_array_size(tools);
+  if (tools != NULL && !ck_json_is_array(tools))
+    return invalid(cfg, tools, "tools", "must be a list");
+  ag->tools = calloc(n ? n : 1, sizeof(*ag->tools));
+  if (ag->tools == NULL)
+    return 2;
+  for (size_t i = 0; i < n; i++) {
+    const ck_json *t = ck_json_array_get(tools, i);
+    char where[64];
+    snprintf(where, sizeof(where), "tools[%zu]", i);
+    if (!ck_json_is_object(t))
+      return invalid(cfg, t, where, "must be a mapping");
+    if (only_keys(cfg, t, where, keys))
+      return 2;
+    const char *name, *type, *desc;
+    if (get_str(cfg, t, "name", where, NULL, &name) ||
+        get_str(cfg, t, "type", where, NULL, &type) ||
+        get_str(cfg, t, "description", where, NULL, &desc))
+      return 2;
+    if (name == NULL || name[0] == '\0')
+      return invalid(cfg, t, where, "name is required");
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(ag->tools[k].name, name) == 0)
+        return invalid(cfg, t, where, "a tool named \"%s\" is already defined", name);
+    const ck_json *params = ck_json_object_get(t, "parameters");
+    if (params != NULL && !ck_json_is_object(params))
+      return invalid(cfg, params, where, "parameters must be a JSON Schema mapping");
+    ck_tool_def *d = &ag->tools[ag->ntools];
+    d->name = name;
+    d->description = desc;
+    d->parameters_json = params ? ck_json_dumps(ag->a, params, NULL) : NULL;
+    if (type != NULL && strcmp(type, "client") == 0) {
+      d->client = true;
+    } else {
+      return invalid(cfg, t, where,
+                     "type must be \"client\" (a tool the browser runs; C tools are defined "
+                     "with the library)");
+    }
+    ag->ntools++;
+  }
+  return 0;
+}
+
+static const ck_tool_def *tool_named(app_agents *ag, const char *name) {
+  for (size_t i = 0; i < ag->ntools; i++)
+    if (strcmp(ag->tools[i].name, name) == 0)
+      return &ag->tools[i];
+  return NULL;
+}
+
+/* A list of strings from the file into an arena array. */
+static int str_list(app_agents *ag, const app_config *cfg, const ck_json *list, const char *where,
+                    const char ***out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (list == NULL)
+    return 0;
+  if (!ck_json_is_array(list))
+    return invalid(cfg, list, where, "must be a list of names");
+  size_t m = ck_json_array_size(list);
+  const char **arr = ck_arena_calloc(ag->a, (m ? m : 1) * sizeof(*arr));
+  for (size_t i = 0; arr && i < m; i++) {
+    arr[i] = ck_json_str_value(ck_json_array_get(list, i));
+    if (arr[i] == NULL)
+      return invalid(cfg, ck_json_array_get(list, i), where, "entries must be names");
+  }
+  *out = arr;
+  *n = m;
+  return 0;
+}
+
+static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *agents,
+                        const char *default_model) {
+  static const char *const keys[] = {"name",     "instructions", "model",    "tools",
+                                     "handoffs", "max_turns",    "settings", NULL};
+  const char *fallback = cfg->instructions[0] ? cfg->instructions : "You are a helpful assistant.";
+  if (agents == NULL) {
+    /* No agents section: one assistant with every configured tool. */
+    ag->defs = calloc(1, sizeof(*ag->defs));
+    const ck_tool_def *tools = ag->tools;
+    if (ag->defs == NULL)
+      return 2;
+    ag->defs[0] =
+        (ck_agent_def){"Assistant", fallback, default_model, tools, ag->ntools, NULL, 0, 0, NULL};
+    ag->ndefs = 1;
+    return 0;
+  }
+  if (!ck_json_is_array(agents) || ck_json_array_size(agents) == 0)
+    return invalid(cfg, agents, "agents", "must be a non-empty list");
+  size_t n = ck_json_array_size(agents);
+  ag->defs = calloc(n, sizeof(*ag->defs));
+  if (ag->defs == NULL)
+    return 2;
+  for (size_t i = 0; i < n; i++) {
+    const ck_json *a = ck_json_array_get(agents, i);
+    char where[64];
+    snprintf(where, sizeof(where), "agents[%zu]", i);
+    if (!ck_json_is_object(a))
+      return invalid(cfg, a, where, "must be a mapping");
+    if (only_keys(cfg, a, where, keys))
+      return 2;
+    ck_agent_def *d = &ag->defs[i];
+    int64_t turns = 0;
+    const char **tool_names = NULL, **handoffs = NULL;
+    size_t ntool_names = 0;
+    if (get_str(cfg, a, "name", where, NULL, &d->name) ||
+        get_str(cfg, a, "instructions", where, fallback, &d->instructions) ||
+        get_str(cfg, a, "model", where, default_model, &d->model) ||
+        get_int(cfg, a, "max_turns", where, 1, 100, &turns) ||
+        str_list(ag, cfg, ck_json_object_get(a, "tools"), where, &tool_names, &ntool_names) ||
+        str_list(ag, cfg, ck_json_object_get(a, "handoffs"), where, &handoffs, &d->nhandoffs))
+      return 2;
+    if (d->name == NULL)
+      return invalid(cfg, a, where, "name is required");
+    d->max_turns = (int)turns;
+    d->handoffs = handoffs;
+    const ck_json *settings = ck_json_object_get(a, "settings");
+    if (settings != NULL && !ck_json_is_object(settings))
+      return invalid(cfg, settings, where, "settings must be a mapping of request fields");
+    d->settings = settings;
+    ck_tool_def *tools = ck_arena_calloc(ag->a, (ntool_names ? ntool_names : 1) * sizeof(*tools));
+    for (size_t k = 0; tools && k < ntool_names; k++) {
+      const ck_tool_def *t = tool_named(ag, tool_names[k]);
+      if (t == NULL)
+        return invalid(cfg, ck_json_object_get(a, "tools"), where, "unknown tool \"%s\"",
+                       tool_names[k]);
+      tools[k] = *t;
+    }
+    d->tools = tools;
+    d->ntools = ntool_names;
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(ag->defs[k].name, d->name) == 0)
+        return invalid(cfg, a, where, "an agent named \"%s\" is already defined", d->name);
+  }
+  ag->ndefs = n;
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < ag->defs[i].nhandoffs; k++) {
+      bool found = false;
+      for (size_t j = 0; j < n && !found; j++)
+        found = strcmp(ag->defs[j].name, ag->defs[i].handoffs[k]) == 0;
+      if (!found)
+        return invalid(cfg, ck_json_array_get(agents, i), "agents", "unknown handoff agent \"%s\"",
+                       ag->defs[i].handoffs[k]);
+    }
+  return 0;
+}
+
+int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
+                     app_agents **out) {
+  static const char *const model_keys[] = {"name",
+                                           "base_url",
+                                           "api_key_env",
+                                           "api",
+                                           "headers",
+                                           "connect_timeout_ms",
+                                           "idle_timeout_ms",
+                                           "first_byte_timeout_ms",
+                                           "total_timeout_ms",
+                                           "max_retries",
+                                           NULL};
+  *out = NULL;
+  app_agents *ag = calloc(1, sizeof(*ag));
+  if (ag == NULL || (ag->a = ck_arena_new(4096)) == NULL) {
+    free(ag);
+    return 2;
+  }
+  int rc = 0;
+  const ck_json *root = app_yaml_root(cfg->yaml);
+  const ck_json *provider = ck_json_object_get(root, "model");
+  if (!ck_json_is_object(provider))
+    provider = NULL;
+  ck_model_config mc;
+  memset(&mc, 0, sizeof(mc));
+  mc.base_url = cfg->openai_base_url[0] ? cfg->openai_base_url : NULL;
+  mc.api_key = cfg->openai_api_key[0] ? cfg->openai_api_key : NULL;
+  mc.model = cfg->model[0] ? cfg->model : "gpt-4.1-mini";
+  mc.log = log;
+  if (strcmp(cfg->api, "responses") == 0)
+    mc.api = CK_MODEL_API_RESPONSES;
+  else if (strcmp(cfg->api, "chat_completions") == 0)
+    mc.api = CK_MODEL_API_CHAT;
+  if (provider != NULL) {
+    const char *name, *base, *key_env, *api;
+    int64_t v;
+    if (only_keys(cfg, provider, "model", model_keys) ||
+        get_str(cfg, provider, "name", "model", mc.model, &name) ||
+        get_str(cfg, provider, "base_url", "model", mc.base_url, &base) ||
+        get_str(cfg, provider, "api_key_env", "model", NULL, &key_env) ||
+        get_str(cfg, provider, "api", "model", NULL, &api)) {
+      rc = 2;
+      goto done;
+    }
+    /* Flags and the environment win over the file, as for every other setting. */
+    if (!cfg->model[0])
+      mc.model = name;
+    if (!cfg->openai_base_url[0])
+      mc.base_url = base;
+    if (key_env != NULL && getenv(key_env) != NULL)
+      mc.api_key = getenv(key_env);
+    if (api != NULL && !cfg->api[0]) {
+      if (strcmp(api, "responses") == 0)
+        mc.api = CK_MODEL_API_RESPONSES;
+      else if (strcmp(api, "chat_completions") == 0)
+        mc.api = CK_MODEL_API_CHAT;
+      else {
+        rc = invalid(cfg, ck_json_object_get(provider, "api"), "model",
+                     "api must be responses or chat_completions");
+        goto done;
+      }
+    }
+    const ck_json *headers = ck_json_object_get(provider, "headers");
+    if (headers != NULL) {
+      if (!ck_json_is_object(headers)) {
+        rc = invalid(cfg, headers, "model", "headers must be a mapping");
+        goto done;
+      }
+      size_t n = ck_json_object_size(headers);
+      const char **lines = ck_arena_calloc(ag->a, (n + 1) * sizeof(*lines));
+      for (size_t i = 0; lines && i < n; i++) {
+        const char *val = ck_json_str_value(ck_json_object_value(headers, i));
+        if (val == NULL) {
+          rc = invalid(cfg, ck_json_object_value(headers, i), "model.headers",
+                       "header values must be strings");
+          goto done;
+        }
+        lines[i] = ck_arena_printf(ag->a, "%s: %s", ck_json_object_key(headers, i),
+                                   expand_env(ag->a, val));
+      }
+      mc.headers = lines;
+    }
+    v = 0;
+    if (get_int(cfg, provider, "connect_timeout_ms", "model", 1, 600000, &v) == 0 && v)
+      mc.connect_timeout_ms = (uint32_t)v;
+    v = 0;
+    if (get_int(cfg, provider, "first_byte_timeout_ms", "model", 1, 3600000, &v) == 0 && v)
+      mc.first_byte_timeout_ms = (uint32_t)v;
+    v = 0;
+    if (get_int(cfg, provider, "idle_timeout_ms", "model", 1, 3600000, &v) == 0 && v)
+      mc.idle_timeout_ms = (uint32_t)v;
+    v = 0;
+    if (get_int(cfg, provider, "total_timeout_ms", "model", 1, 86400000, &v) == 0 && v)
+      mc.total_timeout_ms = (uint32_t)v;
+    v = -2;
+    if (get_int(cfg, provider, "max_retries", "model", -1, 10, &v) == 0 && v != -2)
+      mc.max_retries = (int)v;
+  }
+  if ((rc = build_tools(ag, cfg, ck_json_object_get(root, "tools"))) != 0)
+    goto done;
+  if ((rc = build_agents(ag, cfg, ck_json_object_get(root, "agents"), mc.model)) != 0)
+    goto done;
+
+  ck_agents_config acfg;
+  memset(&acfg, 0, sizeof(acfg));
+  const char *dflt = NULL;
+  if ((rc = get_str(cfg, root, "default_agent", "default_agent", NULL, &dflt)) != 0)
+    goto done;
+  const ck_json *title = ck_json_object_get(root, "title");
+  acfg.auto_title = true;
+  if (title != NULL) {
+    const ck_json *en = ck_json_object_get(title, "enabled");
+    if (en != NULL)
+      acfg.auto_title = ck_json_bool_value(en);
+    if ((rc = get_str(cfg, title, "model", "title", NULL, &acfg.title_model)) != 0)
+      goto done;
+  }
+  const ck_json *history = ck_json_object_get(root, "history");
+  int64_t items = 0, chars = 0;
+  if ((rc = get_int(cfg, history, "items", "history", 1, 10000, &items)) != 0 ||
+      (rc = get_int(cfg, history, "chars", "history", 1000, 100000000, &chars)) != 0)
+    goto done;
+  if ((rc = str_list(ag, cfg, ck_json_object_get(root, "models"), "models", &ag->allowed,
+                     &ag->nallowed)) != 0)
+    goto done;
+
+  int err = 0;
+  ag->client = ck_model_client_new(loop, &mc, &err);
+  if (ag->client == NULL) {
+    fprintf(stderr, "chatkit-server: invalid model settings: %s\n", ck_strerror(err));
+    rc = 2;
+    goto done;
+  }
+  acfg.client = ag->client;
+  acfg.service = svc;
+  acfg.agents = ag->defs;
+  acfg.nagents = ag->ndefs;
+  acfg.default_agent = dflt;
+  acfg.history_items = (int)items;
+  acfg.history_chars = (size_t)chars;
+  acfg.allowed_models = ag->allowed;
+  acfg.nallowed_models = ag->nallowed;
+  ag->agents = ck_agents_new(&acfg);
+  if (ag->agents == NULL) {
+    fprintf(stderr, "chatkit-server: invalid agent setup (unknown default_agent?)\n");
+    rc = 2;
+  }
+done:
+  if (rc != 0) {
+    app_agents_free(ag);
+    return rc;
+  }
+  *out = ag;
+  return 0;
+}
+
+ck_handlers app_agents_handlers(app_agents *ag) {
+  return ck_agents_handlers(ag->agents);
+}
+
+void app_agents_stop(app_agents *ag) {
+  if (ag != NULL && ag->client != NULL) {
+    ck_model_client_free(ag->client);
+    ag->client = NULL;
+  }
+}
+
+void app_agents_free(app_agents *ag) {
+  if (ag == NULL)
+    return;
+  ck_agents_free(ag->agents);
+  app_agents_stop(ag);
+  free(ag->defs);
+  free(ag->tools);
+  ck_arena_free(ag->a);
+  free(ag);
+}
