@@ -249,7 +249,7 @@ static int respond_async(ck_demo *d, ck_stream *s, reply *r) {
   producer *p = calloc(1, sizeof(*p));
   if (p == NULL)
     return CK_ENOMEM;
-  p->a = ck_arena_new(2048);
+  p->a = ck_arena_new(512);
   p->s = s;
   p->demo = d;
   p->r = *r; /* takes the reply text */

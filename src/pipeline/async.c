@@ -214,6 +214,10 @@ int ck_stream_drain(ck_stream *s) {
     pthread_mutex_lock(&s->mu);
     ck__queued *q = s->qhead;
     if (q == NULL) {
+      /* An idle stream waits on its producer, perhaps for seconds; the frame buffer is rebuilt
+       * on the next event, so it need not hold memory meanwhile. It is freed while this drain
+       * still owns the pipeline (before `draining` is cleared). */
+      ck_buf_free(&s->frame);
       s->draining = false;
       pthread_mutex_unlock(&s->mu);
       return CK_PENDING;

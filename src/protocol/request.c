@@ -50,9 +50,14 @@ static int reject(ck_validation_error *err, const char *path, const char *msg) {
 
 int ck_request_parse(ck_arena *a, const char *body, size_t len, ck_request *out,
                      ck_validation_error *err) {
+  return ck__request_parse2(a, a, body, len, out, err);
+}
+
+int ck__request_parse2(ck_arena *raw, ck_arena *a, const char *body, size_t len, ck_request *out,
+                       ck_validation_error *err) {
   ck_json *doc = NULL;
   ck_json_error jerr;
-  int rc = ck_json_parse(a, body, len, REQUEST_MAX_DEPTH, &doc, &jerr);
+  int rc = ck_json_parse(raw, body, len, REQUEST_MAX_DEPTH, &doc, &jerr);
   if (rc == CK_ENOMEM)
     return rc;
   if (rc != CK_OK) {

@@ -94,6 +94,12 @@ int ck__normalize(ck_arena *a, const ck__type *t, const ck_json *in, const char 
  * is null and null array elements, at every depth. Returns NULL when out of memory. */
 ck_json *ck__widget_strip_nulls(ck_arena *a, const ck_json *in);
 
+/** ck_request_parse with the raw parse tree in `raw` and the canonical params in `a`, so a
+ * caller that keeps the request can drop the raw tree at once (a stream keeps its params for
+ * its whole life; the raw body tree would double that memory). */
+int ck__request_parse2(ck_arena *raw, ck_arena *a, const char *body, size_t len, ck_request *out,
+                       ck_validation_error *err);
+
 /** True when `name` is an IconName (one of the 64 literals, or vendor:/lucide: prefixed). */
 int ck__icon_valid(const char *name);
 
