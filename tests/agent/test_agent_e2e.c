@@ -80,7 +80,9 @@ static void *server_main(void *arg) {
   mc.base_url = base;
   mc.api = fx.api;
   mc.model = "test-model";
-  mc.max_retries = -1;
+  mc.max_retries = 1; /* one quick retry, so 429/5xx handling is visible and tests stay fast */
+  mc.retry_base_ms = 10;
+  mc.retry_max_ms = 20;
   int err = 0;
   fx.client = ck_model_client_new(&fx.loop, &mc, &err);
   fx.store = ck_store_memory_new();
@@ -367,6 +369,56 @@ static void test_disconnect_aborts_model_call(void **state) {
   assert_true(strlen(saved) < strlen("one two three four five six seven"));
 }
 
+static void test_rate_limit_then_success(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"status\":429,\"headers\":{\"retry-after\":\"0\"},\"body\":{"
+                               "\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit\"}}}");
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"text\":\"After the wait.\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Wait\"},{\"finish\":\"stop\"}]}");
+  size_t before = ck_mock_model_requests(fx.mock);
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Busy?"));
+  assert_null(hc_find_type(events, "error", 0));
+  assert_string_equal(stored_reply(thread_of(events)), "After the wait.");
+  /* The 429, its retry and the title call. */
+  assert_int_equal(ck_mock_model_requests(fx.mock) - before, 3);
+}
+
+static void test_server_error_becomes_retryable_error_event(void **state) {
+  for (int i = 0; i < 2; i++)
+    ck_mock_model_queue(fx.mock, "{\"status\":500,\"body\":{\"error\":{\"message\":\"down\"}}}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Anyone?"));
+  ck_json *err = hc_find_type(events, "error", 0);
+  assert_non_null(err);
+  assert_string_equal(ck_json_object_get_str(err, "code"), "stream.error");
+  assert_true(ck_json_bool_value(ck_json_object_get(err, "allow_retry")));
+  assert_null(stored_reply(thread_of(events)));
+}
+
+static void test_retry_after_item_reruns(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"First try.\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Title\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Try me"));
+  const char *tid = thread_of(events);
+  ck_json *user = hc_find_type(events, "thread.item.done", 0);
+  const char *uid = ck_json_object_get_str(ck_json_object_get(user, "item"), "id");
+  assert_string_equal(stored_reply(tid), "First try.");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Second try.\"},{\"finish\":\"stop\"}]}");
+  const char *retry = ck_arena_printf(fx.a,
+                                      "{\"type\":\"threads.retry_after_item\",\"params\":{"
+                                      "\"thread_id\":\"%s\",\"item_id\":\"%s\"}}",
+                                      tid, uid);
+  events = hc_stream(fx.a, fx.port, retry);
+  assert_non_null(hc_find_type(events, "stream_options", 0));
+  assert_string_equal(stored_reply(tid), "Second try.");
+  /* The old answer is gone: exactly one assistant message remains. */
+  hc_response r;
+  const char *body =
+      ck_arena_printf(fx.a, "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"%s\"}}", tid);
+  assert_int_equal(hc_chatkit(fx.port, body, &r), 0);
+  assert_null(strstr(r.body, "First try."));
+  hc_response_free(&r);
+}
+
 static void test_reasoning_workflow(void **state) {
   ck_mock_model_queue(fx.mock, "{\"steps\":[{\"reasoning\":\"Thinking about it\",\"chunk\":8},"
                                "{\"text\":\"Answer.\"},{\"finish\":\"stop\"}]}");
@@ -397,6 +449,10 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_auth_error_message, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_disconnect_aborts_model_call, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_rate_limit_then_success, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_server_error_becomes_retryable_error_event,
+                                      setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_retry_after_item_reruns, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_chat, teardown),
       cmocka_unit_test_setup_teardown(test_reasoning_workflow, setup_chat, teardown),
   };
