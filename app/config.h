@@ -29,6 +29,12 @@ typedef struct app_config {
   char jwt_issuer[512];
   char jwt_audience[512];
   char jwt_user_claim[128];
+  bool metrics;             /* serve GET /metrics */
+  int rate_limit_rpm;       /* requests per minute per user; 0: no limit */
+  int rate_limit_burst;     /* 0: rate_limit_rpm */
+  int max_streams_per_user; /* 0: no limit */
+  int max_streams;          /* 0: no limit */
+  int max_stream_seconds;   /* 0: no limit */
 } app_config;
 
 /** Fills `cfg` from all sources. Returns 0, 1 when the program should exit 0 (after --help or

@@ -7,6 +7,7 @@
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/log.h>
+#include <chatkit/metrics.h>
 #include <chatkit/server.h>
 #include <chatkit/service.h>
 #include <chatkit/store.h>
@@ -81,6 +82,20 @@ int main(int argc, char **argv) {
     ck_log_free(a.log);
     return 2;
   }
+  /* Metrics: the registry, and every store call timed through a wrapper that owns the store. */
+  ck_metrics *metrics = NULL;
+  if (cfg.metrics) {
+    metrics = ck_metrics_new();
+    ck_store *timed = metrics ? ck_store_metrics_wrap(store, metrics) : NULL;
+    if (timed == NULL) {
+      fprintf(stderr, "chatkit-server: out of memory\n");
+      ck_store_free(store);
+      ck_metrics_free(metrics);
+      ck_log_free(a.log);
+      return 1;
+    }
+    store = timed;
+  }
 
   /* Authentication: a JWT verifier, or everyone is the anonymous user. */
   ck_jwt_verifier *jwt = NULL;
@@ -96,6 +111,7 @@ int main(int argc, char **argv) {
     if (rc != CK_OK) {
       fprintf(stderr, "chatkit-server: invalid JWT settings: %s\n", errbuf);
       ck_store_free(store);
+      ck_metrics_free(metrics);
       ck_log_free(a.log);
       return 2;
     }
@@ -137,6 +153,13 @@ int main(int argc, char **argv) {
   svcfg.log = a.log;
   svcfg.auth = jwt ? ck_jwt_service_auth : NULL;
   svcfg.auth_ud = jwt;
+  svcfg.metrics = metrics;
+  /* The binary's 0 means "no limit"; the service's is a negative value. */
+  svcfg.rate_limit_rpm = cfg.rate_limit_rpm > 0 ? cfg.rate_limit_rpm : -1;
+  svcfg.rate_limit_burst = cfg.rate_limit_burst;
+  svcfg.max_streams_per_user = cfg.max_streams_per_user > 0 ? cfg.max_streams_per_user : -1;
+  svcfg.max_streams = cfg.max_streams > 0 ? cfg.max_streams : -1;
+  svcfg.max_stream_seconds = cfg.max_stream_seconds > 0 ? cfg.max_stream_seconds : -1;
   a.svc = (demo && server) ? ck_service_new(&a.loop, &svcfg) : NULL;
   if (a.svc == NULL) {
     fprintf(stderr, "chatkit-server: out of memory\n");
@@ -170,6 +193,7 @@ int main(int argc, char **argv) {
   ck_server_free(server);
   ck_demo_free(demo);
   ck_store_free(store);
+  ck_metrics_free(metrics);
   ck_jwt_verifier_free(jwt);
   ck_log_event(a.log, CK_LOG_INFO, "stopped", (const char *)NULL);
   ck_log_free(a.log);
