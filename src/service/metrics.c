@@ -270,6 +270,9 @@ double ck_metric_value(ck_metric *f, const char *const *values) {
   if (f == NULL)
     return 0;
   series *s = scan(f, values, atomic_load_explicit(&f->nseries, memory_order_acquire));
+  series *other = atomic_load(&f->other);
+  if (s == NULL && other != NULL && series_matches(f, other, values))
+    s = other;
   if (s == NULL)
     return 0;
   if (f->kind != CK_METRIC_HISTOGRAM)
