@@ -340,6 +340,9 @@ static void job_run(ck__job *job) {
   }
   rc = ck_server_process(svc->cfg.server, ex->req->body, ex->req->body_len, &ex->ctx, &ex->resp,
                          &ex->err);
+  /* Parsing fails only with CK_EINVAL or CK_ENOMEM: any other error came after it, so the
+   * request type is known (a 404 of threads.get_by_id is labelled as such). */
+  ex->typed = rc == CK_OK || (rc != CK_EINVAL && rc != CK_ENOMEM);
   if (rc != CK_OK || ex->resp.stream == NULL) {
     post_to_loop(ex, true, rc);
     return;
