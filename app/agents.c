@@ -248,7 +248,7 @@ static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *ag
 }
 
 int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
-                     app_agents **out) {
+                     ck_metrics *metrics, app_agents **out) {
   static const char *const model_keys[] = {"name",
                                            "base_url",
                                            "api_key_env",
@@ -382,6 +382,7 @@ int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck
     goto done;
   }
   acfg.client = ag->client;
+  acfg.metrics = metrics;
   acfg.service = svc;
   acfg.agents = ag->defs;
   acfg.nagents = ag->ndefs;

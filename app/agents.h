@@ -8,6 +8,7 @@
 
 #include <chatkit/agent.h>
 #include <chatkit/log.h>
+#include <chatkit/metrics.h>
 #include <chatkit/model.h>
 
 typedef struct app_agents app_agents;
@@ -19,7 +20,7 @@ bool app_model_configured(const app_config *cfg);
 /** Builds the model client on `loop` and the agent runtime on `svc`. Returns 0, or 2 after
  * printing a message that names the config file's line and key. */
 int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
-                     app_agents **out);
+                     ck_metrics *metrics, app_agents **out);
 
 /** The handlers that answer with the agents. */
 ck_handlers app_agents_handlers(app_agents *ag);

@@ -49,6 +49,17 @@ static const char usage[] =
     "  --jwt-issuer S       required iss claim [CHATKIT_JWT_ISSUER]\n"
     "  --jwt-audience S     required aud claim [CHATKIT_JWT_AUDIENCE]\n"
     "  --jwt-user-claim C   claim naming the user [CHATKIT_JWT_USER_CLAIM] (default sub)\n"
+    "  --metrics B          serve GET /metrics: true | false [CHATKIT_METRICS] (default true)\n"
+    "  --rate-limit-rpm N   requests per minute per user, 0 for no limit\n"
+    "                       [CHATKIT_RATE_LIMIT_RPM] (default 120)\n"
+    "  --rate-limit-burst N requests a user may make at once [CHATKIT_RATE_LIMIT_BURST]\n"
+    "                       (default: the per-minute rate)\n"
+    "  --max-streams-per-user N  concurrent streams per user, 0 for no limit\n"
+    "                       [CHATKIT_MAX_STREAMS_PER_USER] (default 10)\n"
+    "  --max-streams N      concurrent streams in all, 0 for no limit [CHATKIT_MAX_STREAMS]\n"
+    "                       (default 10000)\n"
+    "  --max-stream-seconds N  a longer stream is cancelled, 0 for no limit\n"
+    "                       [CHATKIT_MAX_STREAM_SECONDS] (default 1800)\n"
     "  --help, --version\n"
     "\n"
     "A .env file in the working directory is read first (it never overrides the environment).\n"
@@ -148,6 +159,22 @@ static int apply(app_config *cfg, const char *key, const char *value) {
     return set_str(cfg->jwt_audience, sizeof(cfg->jwt_audience), "JWT audience", value);
   if (strcmp(key, "jwt_user_claim") == 0)
     return set_str(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "JWT user claim", value);
+  if (strcmp(key, "metrics") == 0) {
+    if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+      return bad("metrics", value, "expected true or false");
+    cfg->metrics = strcmp(value, "true") == 0;
+    return 0;
+  }
+  if (strcmp(key, "rate_limit_rpm") == 0)
+    return set_int(&cfg->rate_limit_rpm, "rate limit", value, 0, 1000000);
+  if (strcmp(key, "rate_limit_burst") == 0)
+    return set_int(&cfg->rate_limit_burst, "rate limit burst", value, 0, 1000000);
+  if (strcmp(key, "max_streams_per_user") == 0)
+    return set_int(&cfg->max_streams_per_user, "max streams per user", value, 0, 1000000);
+  if (strcmp(key, "max_streams") == 0)
+    return set_int(&cfg->max_streams, "max streams", value, 0, 1000000);
+  if (strcmp(key, "max_stream_seconds") == 0)
+    return set_int(&cfg->max_stream_seconds, "max stream seconds", value, 0, 604800);
   return -1;
 }
 
@@ -284,6 +311,11 @@ static void defaults(app_config *cfg) {
   cfg->max_body_bytes = 1024 * 1024;
   snprintf(cfg->auth, sizeof(cfg->auth), "none");
   snprintf(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "sub");
+  cfg->metrics = true;
+  cfg->rate_limit_rpm = 120;
+  cfg->max_streams_per_user = 10;
+  cfg->max_streams = 10000;
+  cfg->max_stream_seconds = 1800;
 }
 
 static const struct {
@@ -312,6 +344,12 @@ static const struct {
     {"CHATKIT_JWT_ISSUER", "jwt_issuer"},
     {"CHATKIT_JWT_AUDIENCE", "jwt_audience"},
     {"CHATKIT_JWT_USER_CLAIM", "jwt_user_claim"},
+    {"CHATKIT_METRICS", "metrics"},
+    {"CHATKIT_RATE_LIMIT_RPM", "rate_limit_rpm"},
+    {"CHATKIT_RATE_LIMIT_BURST", "rate_limit_burst"},
+    {"CHATKIT_MAX_STREAMS_PER_USER", "max_streams_per_user"},
+    {"CHATKIT_MAX_STREAMS", "max_streams"},
+    {"CHATKIT_MAX_STREAM_SECONDS", "max_stream_seconds"},
 };
 
 /* Authentication settings must agree: jwt needs a key, and key settings without jwt would

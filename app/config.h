@@ -29,9 +29,15 @@ typedef struct app_config {
   char jwt_issuer[512];
   char jwt_audience[512];
   char jwt_user_claim[128];
-  char api[32];            /* "responses" | "chat_completions" | "" (auto) */
-  char instructions[4096]; /* the default agent's system prompt */
-  struct app_yaml *yaml;   /* the config file, for the agent sections (or NULL) */
+  char api[32];             /* "responses" | "chat_completions" | "" (auto) */
+  char instructions[4096];  /* the default agent's system prompt */
+  struct app_yaml *yaml;    /* the config file, for the agent sections (or NULL) */
+  bool metrics;             /* serve GET /metrics */
+  int rate_limit_rpm;       /* requests per minute per user; 0: no limit */
+  int rate_limit_burst;     /* 0: rate_limit_rpm */
+  int max_streams_per_user; /* 0: no limit */
+  int max_streams;          /* 0: no limit */
+  int max_stream_seconds;   /* 0: no limit */
 } app_config;
 
 /** Frees what app_config_load allocated. */

@@ -8,6 +8,7 @@
 #include <chatkit/demo.h>
 #include <chatkit/error.h>
 #include <chatkit/log.h>
+#include <chatkit/metrics.h>
 #include <chatkit/server.h>
 #include <chatkit/service.h>
 #include <chatkit/store.h>
@@ -76,6 +77,7 @@ int main(int argc, char **argv) {
   memset(&a, 0, sizeof(a));
   ck_store *store = NULL;
   ck_jwt_verifier *jwt = NULL;
+  ck_metrics *metrics = NULL;
   ck_demo *demo = NULL;
   ck_server *server = NULL;
   bool loop_on = false;
@@ -99,6 +101,17 @@ int main(int argc, char **argv) {
             errbuf[0] ? errbuf : ck_strerror(rc));
     exit_code = 2;
     goto done;
+  }
+  /* Metrics: the registry, and every store call timed through a wrapper that owns the store. */
+  if (cfg.metrics) {
+    metrics = ck_metrics_new();
+    ck_store *timed = metrics ? ck_store_metrics_wrap(store, metrics) : NULL;
+    if (timed == NULL) {
+      fprintf(stderr, "chatkit-server: out of memory\n");
+      exit_code = 1;
+      goto done;
+    }
+    store = timed;
   }
 
   /* Authentication: a JWT verifier, or everyone is the anonymous user. */
@@ -150,6 +163,13 @@ int main(int argc, char **argv) {
   svcfg.log = a.log;
   svcfg.auth = jwt ? ck_jwt_service_auth : NULL;
   svcfg.auth_ud = jwt;
+  svcfg.metrics = metrics;
+  /* The binary's 0 means "no limit"; the service's is a negative value. */
+  svcfg.rate_limit_rpm = cfg.rate_limit_rpm > 0 ? cfg.rate_limit_rpm : -1;
+  svcfg.rate_limit_burst = cfg.rate_limit_burst;
+  svcfg.max_streams_per_user = cfg.max_streams_per_user > 0 ? cfg.max_streams_per_user : -1;
+  svcfg.max_streams = cfg.max_streams > 0 ? cfg.max_streams : -1;
+  svcfg.max_stream_seconds = cfg.max_stream_seconds > 0 ? cfg.max_stream_seconds : -1;
   a.svc = (demo && server) ? ck_service_new(&a.loop, &svcfg) : NULL;
   if (a.svc == NULL) {
     fprintf(stderr, "chatkit-server: out of memory\n");
@@ -158,7 +178,7 @@ int main(int argc, char **argv) {
   }
   ck_demo_attach(demo, a.svc);
   if (model_configured) {
-    exit_code = app_agents_build(&cfg, &a.loop, a.svc, a.log, &a.agents);
+    exit_code = app_agents_build(&cfg, &a.loop, a.svc, a.log, metrics, &a.agents);
     if (exit_code != 0)
       goto stop;
     ck_server_set_handlers(server, app_agents_handlers(a.agents));
@@ -201,6 +221,7 @@ done:
   ck_server_free(server);
   ck_demo_free(demo);
   ck_store_free(store);
+  ck_metrics_free(metrics);
   ck_jwt_verifier_free(jwt);
   if (exit_code == 0)
     ck_log_event(a.log, CK_LOG_INFO, "stopped", (const char *)NULL);

@@ -91,8 +91,10 @@ stop() {
   wait "$1" 2>/dev/null || true
 }
 
+# The load is one anonymous user, so the per-user limits are off (the Node peer has none).
 ours() { start "ours$1" "$OURS" --host 127.0.0.1 --port 0 --store memory: --log-level off \
-  --demo-tokens "$TOKENS" --workers "${3:-$WORKERS}" --demo-delay-ms "$2"; }
+  --demo-tokens "$TOKENS" --workers "${3:-$WORKERS}" --demo-delay-ms "$2" \
+  --rate-limit-rpm 0 --max-streams-per-user 0 --max-streams 0; }
 node_peer() { start "node$1" node "$PEER/server.js" --host 127.0.0.1 --port 0 \
   --demo-tokens "$TOKENS" --demo-delay-ms "$2"; }
 

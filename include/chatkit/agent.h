@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include <chatkit/json.h>
+#include <chatkit/metrics.h>
 #include <chatkit/server.h>
 #include <chatkit/service.h>
 
@@ -112,6 +113,8 @@ typedef struct ck_agents_config {
   ck_input_hooks hooks;
   const char *const *allowed_models; /* inference_options.model values accepted, or NULL */
   size_t nallowed_models;
+  /* Borrowed, may be NULL: model calls, tokens, errors and tool calls are counted here. */
+  ck_metrics *metrics;
 } ck_agents_config;
 
 /** Creates the agent runtime. Returns NULL when out of memory or when the configuration is

@@ -15,6 +15,7 @@
  *   service.h   the ChatKit HTTP service (processor + HTTP + workers)
  *   demo.h      the built-in demo model
  *   log.h       structured logs
+ *   metrics.h   the metrics registry and the Prometheus exposition
  */
 #ifndef CHATKIT_CHATKIT_H
 #define CHATKIT_CHATKIT_H
@@ -28,6 +29,7 @@
 #include <chatkit/log.h>
 #include <chatkit/model.h>
 #include <chatkit/mem.h>
+#include <chatkit/metrics.h>
 #include <chatkit/protocol.h>
 #include <chatkit/server.h>
 #include <chatkit/service.h>

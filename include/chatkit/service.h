@@ -3,7 +3,15 @@
  * A ck_service ties a ck_server (the processor) to the HTTP layer on a libuv loop the caller
  * owns: POST to the ChatKit path answers JSON or an SSE stream, GET /health and GET /ready
  * report liveness and store reachability, CORS is answered for the configured origins, and
- * errors come back as {"error":{"code","message"}} with the right status.
+ * errors come back as {"error":{"code","message"}} with the right status. With a metrics
+ * registry, GET /metrics answers the Prometheus text exposition.
+ *
+ * Limits (see docs/operations.md): each user (ctx->user_id after authentication; anonymous
+ * requests share one user) has a token bucket of requests per minute and a cap on concurrent
+ * streams; the whole service has a cap on open streams; a stream running longer than its
+ * maximum duration is cancelled like a client disconnect (its partial message is saved). A
+ * refused request is answered 429 rate_limited with Retry-After, or 503 overloaded when the
+ * service-wide stream cap is reached.
  *
  * Threads: the loop thread owns sockets and stream state; everything that may block (the
  * store, the handlers) runs on the service's worker threads and reports back through a
@@ -16,6 +24,7 @@
 
 #include <chatkit/http.h>
 #include <chatkit/log.h>
+#include <chatkit/metrics.h>
 #include <chatkit/server.h>
 
 #ifdef __cplusplus
@@ -44,6 +53,14 @@ typedef struct ck_service_config {
   ck_log *log;           /* borrowed; NULL: no logs */
   ck_service_auth_fn auth;
   void *auth_ud;
+  ck_metrics *metrics; /* borrowed; NULL: no metrics, and GET /metrics answers 404 */
+  /* Limits. 0 takes the default in brackets; a negative value disables the limit. */
+  int rate_limit_rpm;       /* requests per minute per user [120] */
+  int rate_limit_burst;     /* requests a user may make at once [rate_limit_rpm] */
+  int max_streams_per_user; /* concurrent streams per user [10] */
+  int max_streams;          /* concurrent streams in all [10000] */
+  int max_stream_seconds;   /* a longer stream is cancelled [1800] */
+  size_t max_tracked_users; /* users whose limits are tracked at once [100000] */
 } ck_service_config;
 
 /** Creates a service on `loop`; call it on the thread that will run the loop. Returns NULL when out

@@ -261,6 +261,8 @@ static void on_annotation(ck__run *r, const ck_json *ann) {
 
 static void on_model_event(ck_model_call *call, const ck_model_event *ev, void *ud) {
   ck__run *r = ud;
+  if (ev->type == CK_MODEL_EV_USAGE)
+    ck_metrics_model_tokens(r->ag->cfg.metrics, ev->usage.input_tokens, ev->usage.output_tokens);
   if (r->title_call) {
     if (ev->type == CK_MODEL_EV_TEXT_DELTA)
       ck_buf_append(&r->title, ev->text, ev->text_len);
@@ -417,6 +419,7 @@ struct ck_tool_ctx {
   ck_arena *arena;
   const char *arguments;
   char *answer; /* heap */
+  bool failed;  /* the answer is ck_tool_error's (for the tool-call metrics) */
 };
 
 static int answer(ck_tool_ctx *t, const char *text, size_t len) {
@@ -437,6 +440,7 @@ int ck_tool_result_text(ck_tool_ctx *t, const char *text) {
 }
 
 int ck_tool_error(ck_tool_ctx *t, const char *message) {
+  t->failed = true;
   char *text = ck_arena_printf(t->arena,
                                "An error occurred while running the tool. Please try again. "
                                "Error: %s",
@@ -486,8 +490,11 @@ static void tool_job(void *ud) {
                               jerr.message);
     if (m != NULL)
       answer(t, m, strlen(m));
+    ck_metrics_tool_call(t->r->ag->cfg.metrics, "invalid_arguments");
   } else if (!atomic_load(&t->r->cancelled)) {
     int rc = t->def->fn(t->def->ud, t, args);
+    ck_metrics_tool_call(t->r->ag->cfg.metrics,
+                         rc == CK_OK && t->answer && !t->failed ? "ok" : "error");
     if (t->answer == NULL)
       ck_tool_error(t, rc == CK_OK ? "the tool gave no result" : ck_strerror(rc));
   }
@@ -584,6 +591,7 @@ static void handle_calls(ck__run *r) {
     const ck_json *call = ck_json_array_get(r->calls, i);
     const ck_tool_def *t = find_tool(def, ck_json_object_get_str(call, "name"));
     if (t != NULL && t->client) {
+      ck_metrics_tool_call(r->ag->cfg.metrics, "client");
       client_tool_call(r, call);
       end_of_answer(r);
       return;
@@ -629,6 +637,12 @@ static void handle_calls(ck__run *r) {
 static void on_model_done(ck_model_call *call, const ck_model_result *res, void *ud) {
   ck__run *r = ud;
   r->call = NULL;
+  bool cancelled = res->error == CK_MODEL_ERR_CANCELLED, failed = res->status != CK_OK;
+  ck_metrics_model_call(r->ag->cfg.metrics,
+                        cancelled ? "cancelled"
+                        : failed  ? "error"
+                                  : "ok",
+                        failed && !cancelled ? ck_model_error_name(res->error) : NULL);
   if (r->title_call) {
     title_done(r);
     return;

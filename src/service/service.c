@@ -2,10 +2,12 @@
  * worker and of its results back to the loop, SSE framing onto the connection, disconnects and
  * graceful shutdown. */
 #include "service/pool.h"
+#include "service/ratelimit.h"
 
 #include <chatkit/error.h>
 #include <chatkit/service.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,14 @@
 #define MAX_ORIGINS 32
 /* A worker result meaning "authentication failed": answered 401. */
 #define RC_UNAUTHORIZED (-1000)
+/* A worker result meaning "a limit refused the request" (ex->limit says which). */
+#define RC_LIMITED (-1001)
+
+/* Limit defaults (see ck_service_config). */
+#define DEFAULT_RPM 120
+#define DEFAULT_STREAMS_PER_USER 10
+#define DEFAULT_MAX_STREAMS 10000
+#define DEFAULT_MAX_STREAM_SECONDS 1800
 
 typedef enum exchange_kind { EX_CHATKIT, EX_READY } exchange_kind;
 
@@ -45,6 +55,12 @@ typedef struct exchange {
   bool headers_sent;  /* loop only */
   size_t events;      /* loop only */
   const char *origin; /* allowed Origin to echo, or NULL (request arena) */
+  /* Set by the worker before it posts the end (the mailbox orders it before the loop's read). */
+  ck__rl_verdict limit; /* why the request was refused (RC_LIMITED) */
+  uint32_t retry_after; /* seconds, for RC_LIMITED */
+  bool typed;           /* resp.type is known even without a body or a stream */
+  atomic_bool admitted; /* a stream slot is held for ctx.user_id */
+  bool timed_out;       /* loop only: cancelled for running too long */
   struct exchange *prev, *next;
 } exchange;
 
@@ -67,6 +83,12 @@ struct ck_service {
   uv_timer_t grace;
   void (*done)(void *);
   void *done_ud;
+  ck__ratelimit *rl;
+  uint64_t max_stream_ns; /* 0: streams may run forever */
+  uv_timer_t sweep;       /* cancels streams past max_stream_ns */
+  bool sweeping;
+  /* Families of cfg.metrics, looked up once (all NULL without metrics). */
+  ck_metric *m_requests, *m_duration, *m_open_streams, *m_connections, *m_events, *m_limited;
 };
 
 static uint64_t now_ns(void) {
@@ -149,6 +171,30 @@ static int status_of(int code, const char **name) {
 
 static void maybe_teardown(ck_service *svc);
 
+/* The request type for logs and metrics, or NULL when the request never got that far. */
+static const char *type_label(const exchange *ex) {
+  bool has_type = ex->kind == EX_CHATKIT && (ex->typed || ex->resp.body || ex->resp.stream);
+  return has_type ? ck_request_type_name(ex->resp.type) : NULL;
+}
+
+/* The limit that refused or cut the exchange, as the reason label, or NULL. */
+static const char *limit_reason(const exchange *ex) {
+  if (ex->timed_out)
+    return "stream_duration";
+  if (ex->final_rc != RC_LIMITED)
+    return NULL;
+  switch (ex->limit) {
+  case CK__RL_RATE:
+    return "requests_per_minute";
+  case CK__RL_USER_STREAMS:
+    return "streams_per_user";
+  case CK__RL_GLOBAL_STREAMS:
+    return "streams_global";
+  default:
+    return "tracking_memory";
+  }
+}
+
 static void log_exchange(exchange *ex, int status, const char *end) {
   ck_service *svc = ex->svc;
   if (!ck_log_enabled(svc->cfg.log, CK_LOG_INFO))
@@ -157,12 +203,28 @@ static void log_exchange(exchange *ex, int status, const char *end) {
   snprintf(st, sizeof(st), "%d", status);
   snprintf(ms, sizeof(ms), "%.3f", (double)(now_ns() - ex->start_ns) / 1e6);
   snprintf(evs, sizeof(evs), "%zu", ex->events);
-  bool has_type = ex->kind == EX_CHATKIT && (ex->resp.body || ex->resp.stream);
   ck_log_event(svc->cfg.log, status >= 500 ? CK_LOG_ERROR : CK_LOG_INFO, "request", "request_id",
                ex->req->id, "method", ex->req->method, "path", ex->req->path, "type",
-               has_type ? ck_request_type_name(ex->resp.type) : NULL, "user", ex->ctx.user_id,
-               "status", st, "duration_ms", ms, "events", ex->resp.stream ? evs : NULL, "end", end,
-               "error", ex->err.code != CK_OK ? ex->err.message : NULL, (const char *)NULL);
+               type_label(ex), "user", ex->ctx.user_id ? ex->ctx.user_id : "", "status", st,
+               "duration_ms", ms, "events", ex->resp.stream ? evs : NULL, "end", end, "limit",
+               limit_reason(ex), "error", ex->err.code != CK_OK ? ex->err.message : NULL,
+               (const char *)NULL);
+}
+
+/* Counts a finished exchange in the request metrics. */
+static void count_exchange(exchange *ex, int status) {
+  ck_service *svc = ex->svc;
+  if (svc->m_requests == NULL || ex->kind != EX_CHATKIT)
+    return;
+  const char *type = type_label(ex);
+  char st[16];
+  snprintf(st, sizeof(st), "%d", status);
+  ck_metric_add(svc->m_requests, (const char *const[]){type ? type : "unknown", st}, 1);
+  ck_metric_observe(svc->m_duration, (const char *const[]){type ? type : "unknown"},
+                    (double)(now_ns() - ex->start_ns) / 1e9);
+  const char *reason = limit_reason(ex);
+  if (reason != NULL)
+    ck_metric_add(svc->m_limited, (const char *const[]){reason}, 1);
 }
 
 static void exchange_free(exchange *ex) {
@@ -176,6 +238,10 @@ static void exchange_free(exchange *ex) {
   svc->nactive--;
   if (ex->headers_sent)
     svc->nstreams--;
+  if (atomic_load(&ex->admitted)) {
+    ck__ratelimit_stream_release(svc->rl, ex->ctx.user_id);
+    ck_metric_add(svc->m_open_streams, NULL, -1);
+  }
   ck_stream_free(ex->resp.stream);
   free(ex->resp.body);
   ck_buf_free(&ex->out);
@@ -265,12 +331,34 @@ static void job_run(ck__job *job) {
       return;
     }
   }
+  /* The bucket is charged before any work, so a refused request costs next to nothing. */
+  ck__rl_verdict v = ck__ratelimit_request(svc->rl, ex->ctx.user_id, &ex->retry_after);
+  if (v != CK__RL_OK) {
+    ex->limit = v;
+    post_to_loop(ex, true, RC_LIMITED);
+    return;
+  }
   rc = ck_server_process(svc->cfg.server, ex->req->body, ex->req->body_len, &ex->ctx, &ex->resp,
                          &ex->err);
+  /* Parsing fails only with CK_EINVAL or CK_ENOMEM: any other error came after it, so the
+   * request type is known (a 404 of threads.get_by_id is labelled as such). */
+  ex->typed = rc == CK_OK || (rc != CK_EINVAL && rc != CK_ENOMEM);
   if (rc != CK_OK || ex->resp.stream == NULL) {
     post_to_loop(ex, true, rc);
     return;
   }
+  /* A stream has only been parsed so far: refusing it here leaves nothing behind. */
+  v = ck__ratelimit_stream_acquire(svc->rl, ex->ctx.user_id, &ex->retry_after);
+  if (v != CK__RL_OK) {
+    ck_stream_free(ex->resp.stream);
+    ex->resp.stream = NULL;
+    ex->typed = true;
+    ex->limit = v;
+    post_to_loop(ex, true, RC_LIMITED);
+    return;
+  }
+  atomic_store(&ex->admitted, true);
+  ck_metric_add(svc->m_open_streams, NULL, 1);
   pthread_mutex_lock(&ex->mu);
   ex->stream = ex->resp.stream;
   pthread_mutex_unlock(&ex->mu);
@@ -282,6 +370,46 @@ static void job_run(ck__job *job) {
   rc = ck_stream_run(ex->resp.stream, &sink);
   if (rc != CK_PENDING)
     post_to_loop(ex, true, rc);
+}
+
+/* Answers a request a limit refused: 429 with Retry-After for the per-user limits, 503 for
+ * the service-wide stream cap. Returns the status. */
+static int respond_limited(exchange *ex) {
+  char retry[16];
+  snprintf(retry, sizeof(retry), "%u", ex->retry_after > 0 ? ex->retry_after : 1);
+  const ck_http_header extra[] = {{"Retry-After", retry}, {NULL, NULL}};
+  ck_http_header h[8];
+  cors_headers(h, ex->origin, extra);
+  int status = 429;
+  const char *code = "rate_limited", *message;
+  switch (ex->limit) {
+  case CK__RL_RATE:
+    message = "too many requests: slow down and retry after the time in Retry-After";
+    break;
+  case CK__RL_USER_STREAMS:
+    message = "too many concurrent streams for this user";
+    break;
+  case CK__RL_GLOBAL_STREAMS:
+    status = 503;
+    code = "overloaded";
+    message = "the server has too many open streams; retry shortly";
+    break;
+  default:
+    status = 503;
+    code = "overloaded";
+    message = "the server cannot track more users right now";
+    break;
+  }
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  ck_buf_puts(&b, "{\"error\":{\"code\":");
+  ck_json_write_string(&b, code, strlen(code));
+  ck_buf_puts(&b, ",\"message\":");
+  ck_json_write_string(&b, message, strlen(message));
+  ck_buf_puts(&b, "}}");
+  ck_http_respond(ex->req, status, "application/json", b.data, b.len, h);
+  ck_buf_free(&b);
+  return status;
 }
 
 /* Loop side: the end of an exchange. */
@@ -314,8 +442,13 @@ static void complete(exchange *ex, int rc) {
     ck_buf_puts(&b, "}}");
     ck_http_respond(req, 401, "application/json", b.data, b.len, h);
     ck_buf_free(&b);
+  } else if (rc == RC_LIMITED) {
+    status = respond_limited(ex);
   } else if (ex->resp.stream != NULL) {
-    end = rc == CK_OK ? "complete" : rc == CK_ECANCELLED ? "disconnected" : "aborted";
+    end = rc == CK_OK           ? "complete"
+          : ex->timed_out       ? "timeout"
+          : rc == CK_ECANCELLED ? "disconnected"
+                                : "aborted";
     if (ex->headers_sent) {
       ck_http_stream_end(req);
     } else if (rc == CK_OK || rc == CK_ECANCELLED) {
@@ -341,6 +474,7 @@ static void complete(exchange *ex, int rc) {
     respond_error(req, ex->origin, status, code, ex->err.message);
   }
   log_exchange(ex, status, end);
+  count_exchange(ex, status);
   exchange_free(ex);
 }
 
@@ -371,6 +505,7 @@ static void on_msg(ck__msg *msg) {
     if (ck_http_stream_write(ex->req, frames.data, frames.len) != CK_OK)
       atomic_store(&ex->aborted, true);
     ex->events += nev;
+    ck_metric_add(ex->svc->m_events, NULL, (double)nev);
   }
   ck_buf_free(&frames);
   if (finished)
@@ -405,6 +540,7 @@ static exchange *exchange_new(ck_service *svc, ck_http_request *req, exchange_ki
   ck_buf_init(&ex->out, MAX_PENDING_FRAMES);
   pthread_mutex_init(&ex->mu, NULL);
   atomic_init(&ex->aborted, false);
+  atomic_init(&ex->admitted, false);
   ex->next = svc->active;
   if (svc->active)
     svc->active->prev = ex;
@@ -421,6 +557,25 @@ static void respond_simple(ck_http_request *req, const char *origin, int status,
   ck_http_header h[8];
   cors_headers(h, origin, extra);
   ck_http_respond(req, status, "application/json", body, strlen(body), h);
+  ck_http_request_release(req);
+}
+
+/* GET /metrics. The exposition is rendered on the loop thread: it reads atomics and two
+ * small files under /proc, nothing that blocks for long. */
+static void serve_metrics(ck_service *svc, ck_http_request *req, const char *origin) {
+  ck_metric_set(svc->m_connections, NULL, (double)ck_http_server_connections(svc->http));
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  if (ck_metrics_render(svc->cfg.metrics, &b) != CK_OK) {
+    ck_buf_free(&b);
+    respond_simple(req, origin, 500,
+                   "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}", NULL);
+    return;
+  }
+  ck_http_header h[8];
+  cors_headers(h, origin, NULL);
+  ck_http_respond(req, 200, CK_METRICS_CONTENT_TYPE, b.data, b.len, h);
+  ck_buf_free(&b);
   ck_http_request_release(req);
 }
 
@@ -454,6 +609,15 @@ static void on_request(ck_http_request *req, void *ud) {
   if (strcmp(req->path, "/health") == 0) {
     if (get)
       respond_simple(req, origin, 200, "{\"status\":\"ok\"}", NULL);
+    else
+      respond_simple(req, origin, 405,
+                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\"}}",
+                     (const ck_http_header[]){{"Allow", "GET, HEAD"}, {NULL, NULL}});
+    return;
+  }
+  if (strcmp(req->path, "/metrics") == 0 && svc->cfg.metrics != NULL) {
+    if (get)
+      serve_metrics(svc, req, origin);
     else
       respond_simple(req, origin, 405,
                      "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\"}}",
@@ -505,6 +669,30 @@ static void http_log(void *ud, int level, const char *request_id, const char *ms
                (const char *)NULL);
 }
 
+/* A configured limit: 0 takes the default, a negative value disables it (0 to the limiter). */
+static int limit_of(int configured, int dflt) {
+  return configured == 0 ? dflt : configured < 0 ? 0 : configured;
+}
+
+/* Streams running longer than the maximum duration are cancelled through the normal
+ * cancellation path, as on a disconnect: the handler stops, the partial message is saved and
+ * the response ends. */
+static void on_sweep(uv_timer_t *t) {
+  ck_service *svc = t->data;
+  uint64_t now = now_ns();
+  for (exchange *ex = svc->active; ex != NULL; ex = ex->next) {
+    if (ex->kind != EX_CHATKIT || ex->timed_out || now - ex->start_ns < svc->max_stream_ns)
+      continue;
+    pthread_mutex_lock(&ex->mu);
+    ck_stream *s = ex->finished ? NULL : ex->stream;
+    pthread_mutex_unlock(&ex->mu);
+    if (s != NULL) {
+      ex->timed_out = true;
+      ck_stream_cancel(s);
+    }
+  }
+}
+
 ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
   if (loop == NULL || cfg == NULL || cfg->server == NULL)
     return NULL;
@@ -537,10 +725,28 @@ ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
     http.log = http_log;
     http.log_ud = svc;
   }
+  ck__ratelimit_config rl = {
+      .rpm = limit_of(cfg->rate_limit_rpm, DEFAULT_RPM),
+      .burst = cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst : 0,
+      .streams_per_user = limit_of(cfg->max_streams_per_user, DEFAULT_STREAMS_PER_USER),
+      .max_streams = limit_of(cfg->max_streams, DEFAULT_MAX_STREAMS),
+      .max_users = cfg->max_tracked_users,
+  };
+  svc->max_stream_ns =
+      (uint64_t)limit_of(cfg->max_stream_seconds, DEFAULT_MAX_STREAM_SECONDS) * 1000000000u;
+  ck_metrics *m = cfg->metrics;
+  svc->m_requests = ck_metrics_find(m, "chatkit_requests_total");
+  svc->m_duration = ck_metrics_find(m, "chatkit_request_duration_seconds");
+  svc->m_open_streams = ck_metrics_find(m, "chatkit_open_streams");
+  svc->m_connections = ck_metrics_find(m, "chatkit_http_connections");
+  svc->m_events = ck_metrics_find(m, "chatkit_stream_events_total");
+  svc->m_limited = ck_metrics_find(m, "chatkit_rate_limited_total");
+  svc->rl = ck__ratelimit_new(&rl, NULL, NULL);
   svc->pool = ck__pool_new(cfg->workers > 0 ? cfg->workers : 4);
   svc->mb = ck__mailbox_new(loop);
   svc->http = ck_http_server_new(loop, &http, on_request, svc);
-  if (svc->pool == NULL || svc->mb == NULL || svc->http == NULL) {
+  if (svc->rl == NULL || svc->pool == NULL || svc->mb == NULL || svc->http == NULL) {
+    ck__ratelimit_free(svc->rl);
     ck__pool_free(svc->pool);
     ck__mailbox_close(svc->mb);
     ck_http_server_close(svc->http, NULL, NULL);
@@ -548,6 +754,17 @@ ck_service *ck_service_new(uv_loop_t *loop, const ck_service_config *cfg) {
       free(svc->origins[i]);
     free(svc);
     return NULL;
+  }
+  if (svc->max_stream_ns > 0) {
+    /* A quarter of the limit, at most a second: a stream overruns by at most that much. */
+    uint64_t every = svc->max_stream_ns / 4000000u;
+    every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+    uv_timer_init(loop, &svc->sweep);
+    svc->sweep.data = svc;
+    uv_timer_start(&svc->sweep, on_sweep, every, every);
+    /* The sweep alone must not keep the loop running. */
+    uv_unref((uv_handle_t *)&svc->sweep);
+    svc->sweeping = true;
   }
   return svc;
 }
@@ -623,6 +840,7 @@ int ck_service_submit(ck_service *svc, void (*fn)(void *ud), void *ud) {
 static void grace_closed(uv_handle_t *h) {
   ck_service *svc = h->data;
   ck__mailbox_close(svc->mb);
+  ck__ratelimit_free(svc->rl);
   for (size_t i = 0; i < svc->norigins; i++)
     free(svc->origins[i]);
   void (*done)(void *) = svc->done;
@@ -680,6 +898,12 @@ void ck_service_shutdown(ck_service *svc, void (*done)(void *ud), void *ud) {
   if (svc == NULL || svc->shutting)
     return;
   svc->shutting = true;
+  if (svc->sweeping) {
+    /* The grace period bounds what is left; the handle is closed long before the service is
+     * freed (grace_closed runs in a later close phase). */
+    uv_timer_stop(&svc->sweep);
+    uv_close((uv_handle_t *)&svc->sweep, NULL);
+  }
   svc->done = done;
   svc->done_ud = ud;
   uv_timer_init(svc->loop, &svc->grace);

@@ -37,6 +37,7 @@ typedef struct fixture {
   pthread_cond_t cv;
   bool ready;
   ck_arena *a;
+  ck_metrics *metrics;
 } fixture;
 
 static fixture fx;
@@ -96,6 +97,7 @@ static void *server_main(void *arg) {
   acfg.agents = agents;
   acfg.nagents = 2;
   acfg.auto_title = true;
+  acfg.metrics = fx.metrics;
   ck_service_config svcfg = {0};
   /* A placeholder server lets the service start; it is replaced below. */
   scfg.handlers.nonblocking = true;
@@ -123,6 +125,7 @@ static int start(ck_model_api api) {
   memset(&fx, 0, sizeof(fx));
   fx.api = api;
   fx.a = ck_arena_new(0);
+  fx.metrics = ck_metrics_new();
   fx.mock = ck_mock_model_start(0);
   pthread_mutex_init(&fx.mu, NULL);
   pthread_cond_init(&fx.cv, NULL);
@@ -150,6 +153,7 @@ static int teardown(void **state) {
   ck_store_free(fx.store);
   ck_mock_model_free(fx.mock);
   ck_arena_free(fx.a);
+  ck_metrics_free(fx.metrics);
   return 0;
 }
 
@@ -326,6 +330,37 @@ static void test_auth_error_message(void **state) {
   assert_false(ck_json_bool_value(ck_json_object_get(err, "allow_retry")));
 }
 
+/* The runtime counts model calls, tokens, errors and tool calls in the registry. */
+static void test_agent_metrics(void **state) {
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"tool_call\":{\"id\":\"call_w\",\"item_id\":\"fc_w\",\"name\":"
+                      "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}},"
+                      "{\"usage\":{\"input_tokens\":30,\"output_tokens\":7,\"total_tokens\":37}},"
+                      "{\"finish\":\"tool_calls\"}]}");
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"text\":\"Cold.\"},{\"usage\":{\"input_tokens\":"
+                      "50,\"output_tokens\":2,\"total_tokens\":52}},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Oslo\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Weather in Oslo?"));
+  assert_non_null(events);
+  assert_string_equal(stored_reply(thread_of(events)), "Cold.");
+  ck_mock_model_queue(fx.mock,
+                      "{\"status\":401,\"body\":{\"error\":{\"message\":\"bad key\","
+                      "\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}}");
+  events = hc_stream(fx.a, fx.port, create_body("hi"));
+  assert_non_null(events);
+  ck_metric *calls = ck_metrics_find(fx.metrics, "chatkit_model_calls_total");
+  ck_metric *tokens = ck_metrics_find(fx.metrics, "chatkit_model_tokens_total");
+  ck_metric *errors = ck_metrics_find(fx.metrics, "chatkit_model_errors_total");
+  ck_metric *tools = ck_metrics_find(fx.metrics, "chatkit_tool_calls_total");
+  assert_true(ck_metric_value(calls, (const char *const[]){"ok"}) == 3); /* two turns, a title */
+  assert_true(ck_metric_value(calls, (const char *const[]){"error"}) == 1);
+  assert_true(ck_metric_value(errors, (const char *const[]){"auth"}) == 1);
+  assert_true(ck_metric_value(tokens, (const char *const[]){"input"}) == 80);
+  assert_true(ck_metric_value(tokens, (const char *const[]){"output"}) == 9);
+  assert_true(ck_metric_value(tools, (const char *const[]){"ok"}) == 1);
+}
+
 static void test_disconnect_aborts_model_call(void **state) {
   ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"one two three four five six seven\","
                                "\"chunk\":4,\"gap_ms\":150},{\"finish\":\"stop\"}]}");
@@ -448,6 +483,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_upstream_error_keeps_streamed_text, setup_responses,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_auth_error_message, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_agent_metrics, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_disconnect_aborts_model_call, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_rate_limit_then_success, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_server_error_becomes_retryable_error_event,

@@ -40,7 +40,18 @@ static int setup(void **state) {
   char store[320];
   snprintf(store, sizeof(store), "sqlite:%s/chatkit.db", dir);
   /* Paced tokens keep all 50 streams open at the same time. */
-  const char *args[] = {"--store", store, "--demo-delay-ms", "20", "--demo-tokens", "8", NULL};
+  /* Every request is the anonymous user: the per-user limits would refuse most of this load. */
+  const char *args[] = {"--store",
+                        store,
+                        "--demo-delay-ms",
+                        "20",
+                        "--demo-tokens",
+                        "8",
+                        "--rate-limit-rpm",
+                        "0",
+                        "--max-streams-per-user",
+                        "0",
+                        NULL};
   port = ck_server_start(&srv, dir, args, NULL);
   return port > 0 ? 0 : -1;
 }
