@@ -337,7 +337,16 @@ static int stdio_rpc(ck_mcp *m, ck_arena *a, int64_t id, const char *text, size_
       break;
     }
   }
-  if (rc == CK_OK && w.text == NULL) {
+  if (rc != CK_OK) {
+    /* A write fails when the child is gone: give the reader a moment to see it exit, so the
+     * error says how it ended rather than just that the pipe broke. */
+    struct timespec grace = deadline_in(REAP_GRACE_MS * 2);
+    while (!st->eof && st->gen == gen &&
+           pthread_cond_timedwait(&st->cv, &m->mu, &grace) != ETIMEDOUT) {
+    }
+    if (st->eof && st->gen == gen)
+      describe_exit(st, err, errlen);
+  } else if (w.text == NULL) {
     rc = CK_EIO;
     if (st->eof || st->gen != gen)
       describe_exit(st, err, errlen);
