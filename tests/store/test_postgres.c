@@ -156,11 +156,11 @@ static void test_schema_version(void **state) {
   ck_store *s = open_ok(srv, 0);
   assert_int_equal(s->vt->ping(s), CK_OK);
   ck_store_free(s);
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   assert_int_equal(raw_int(srv, "SELECT count(*) FROM chatkit_schema_version"), 1);
   assert_int_equal(raw_int(srv, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
                                 " AND tablename LIKE 'chatkit\\_%'"),
-                   4);
+                   5);
   /* Opening again runs no migration: a user without CREATE rights can still open it. */
   raw_sql(srv, "DROP ROLE IF EXISTS ck_dml");
   raw_sql(srv, "CREATE ROLE ck_dml LOGIN");
@@ -177,7 +177,7 @@ static void test_schema_version(void **state) {
   assert_int_equal(s->vt->save_thread(s, parse(a, THREAD), &ALICE), CK_OK);
   ck_store_free(s);
   ck_arena_free(a);
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   raw_sql(srv, "DROP OWNED BY ck_dml");
   raw_sql(srv, "DROP ROLE ck_dml");
 }
@@ -215,7 +215,7 @@ static void test_failed_migration_rolls_back(void **state) {
   /* Once the obstacle is gone, opening migrates normally. */
   raw_sql(srv, "DROP TABLE chatkit_threads");
   ck_store_free(open_ok(srv, 0));
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
 }
 
 static void test_open_errors(void **state) {
@@ -367,7 +367,7 @@ static void test_concurrent_open(void **state) {
       if (o[i].rc != CK_OK)
         fail_msg("opener %d: %s (%s)", i, o[i].err, ck_strerror(o[i].rc));
     }
-    assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+    assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   }
 }
 

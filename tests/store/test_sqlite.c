@@ -150,13 +150,13 @@ static void test_schema_and_pragmas(void **state) {
   ck_store *s = open_ok(t->path);
   assert_int_equal(s->vt->ping(s), CK_OK);
   ck_store_free(s);
-  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 1);
+  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 2);
   assert_int_equal(raw_int(t->path, "SELECT count(*) FROM schema_version"), 1);
   assert_string_equal(raw_text(a, t->path, "PRAGMA journal_mode"), "wal");
   /* Opening again does not re-run migrations. */
   s = open_ok(t->path);
   ck_store_free(s);
-  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 1);
+  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 2);
   remove_db(t->path);
   ck_arena_free(a);
 }
