@@ -7,9 +7,10 @@ FUZZ_BUILD ?= build-fuzz
 PORT       ?= 8000
 STORE      ?= sqlite:./data/chatkit.db
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
 GEN        := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test test-normal test-asan fuzz format format-check clean bench
+.PHONY: all deps build install run test test-normal test-asan fuzz format format-check clean bench
 
 all: build
 
@@ -19,6 +20,11 @@ deps:
 build: deps
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) $(GEN) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Installs the libraries (static and shared), the headers, chatkit-server, chatkit.pc and the
+# CMake package under PREFIX (see docs/deploy.md). DESTDIR works as usual for packaging.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 run: build
 	./$(BUILD)/chatkit-server --port $(PORT) --store $(STORE)

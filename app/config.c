@@ -39,6 +39,8 @@ static const char usage[] =
     "  --api STYLE          responses | chat_completions [CHATKIT_API] (default: responses for\n"
     "                       api.openai.com, chat_completions otherwise)\n"
     "  --instructions TEXT  the assistant's system prompt [CHATKIT_INSTRUCTIONS]\n"
+    "  --stream-lease-ms N  how long a thread stays locked to a stream without renewal, and\n"
+    "                       so after a crash [CHATKIT_STREAM_LEASE_MS] (default 60000, 0: off)\n"
     "  --demo-tokens N      tokens per demo-model reply (default: the reply's length)\n"
     "  --demo-delay-ms D    pause between demo-model tokens (default 30)\n"
     "  --auth MODE          none | jwt [CHATKIT_AUTH] (default none: everyone is anonymous)\n"
@@ -123,6 +125,8 @@ static int apply(app_config *cfg, const char *key, const char *value) {
     return set_int(&cfg->demo_tokens, "demo tokens", value, 0, 4096);
   if (strcmp(key, "demo_delay_ms") == 0)
     return set_int(&cfg->demo_delay_ms, "demo delay", value, 0, 60000);
+  if (strcmp(key, "stream_lease_ms") == 0)
+    return set_int(&cfg->stream_lease_ms, "stream lease", value, 0, 86400000);
   if (strcmp(key, "shutdown_grace_ms") == 0)
     return set_int(&cfg->shutdown_grace_ms, "shutdown grace", value, 0, 3600000);
   if (strcmp(key, "max_body_bytes") == 0) {
@@ -308,6 +312,7 @@ static void defaults(app_config *cfg) {
   cfg->workers = 4;
   cfg->demo_delay_ms = 30;
   cfg->shutdown_grace_ms = 10000;
+  cfg->stream_lease_ms = 60000;
   cfg->max_body_bytes = 1024 * 1024;
   snprintf(cfg->auth, sizeof(cfg->auth), "none");
   snprintf(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "sub");
@@ -333,6 +338,7 @@ static const struct {
     {"CHATKIT_PATH", "path"},
     {"CHATKIT_WORKERS", "workers"},
     {"CHATKIT_MAX_BODY_BYTES", "max_body_bytes"},
+    {"CHATKIT_STREAM_LEASE_MS", "stream_lease_ms"},
     {"CHATKIT_MODEL", "model"},
     {"OPENAI_BASE_URL", "openai_base_url"},
     {"CHATKIT_API", "api"},

@@ -18,6 +18,7 @@ typedef struct app_config {
   int demo_tokens;
   int demo_delay_ms;
   int shutdown_grace_ms;
+  int stream_lease_ms; /* 0: streams take no lease */
   long max_body_bytes;
   char openai_api_key[512]; /* never logged */
   char openai_base_url[512];

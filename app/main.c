@@ -147,6 +147,7 @@ int main(int argc, char **argv) {
   memset(&scfg, 0, sizeof(scfg));
   scfg.store = store;
   scfg.handlers = ck_demo_handlers(demo);
+  scfg.stream_lease_ms = cfg.stream_lease_ms > 0 ? cfg.stream_lease_ms : -1;
   server = ck_server_new(&scfg);
 
   uv_loop_init(&a.loop);

@@ -9,7 +9,7 @@ pkgs=(
   libssl-dev libyaml-dev libpq-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(curl valgrind postgresql wrk)
+  pkgs+=(curl valgrind postgresql wrk nginx)
 fi
 
 missing=()

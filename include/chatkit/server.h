@@ -122,7 +122,16 @@ typedef struct ck_server_config {
   void *idgen_ud;
   ck_clock_fn clock; /* NULL: wall-clock local time */
   void *clock_ud;
+  /* How long a stream's lease on its thread lasts without renewal, in milliseconds (see
+   * ck_store_vtable.acquire_stream): 0 means CK_STREAM_LEASE_DEFAULT_MS, a negative value
+   * turns leases off. A stream renews its lease when it emits an event and half of this has
+   * passed, so it must exceed the longest pause between two events of a response; it is also
+   * how long a thread stays busy after the process streaming on it died. */
+  int stream_lease_ms;
 } ck_server_config;
+
+/** The default stream lease: one minute. */
+#define CK_STREAM_LEASE_DEFAULT_MS 60000
 
 /** Creates a processor. Returns NULL when out of memory or when `cfg->store` is NULL. */
 ck_server *ck_server_new(const ck_server_config *cfg);

@@ -108,6 +108,29 @@ typedef struct ck_store_vtable {
   int (*ping)(ck_store *s);
   /** Frees the store. */
   void (*destroy)(ck_store *s);
+
+  /* Stream leases (optional; all three NULL means the backend does not lock, and the pipeline
+   * then runs concurrent streams on one thread as it always did). A lease says that one
+   * response is being produced on a thread, so that two processes sharing the store never
+   * interleave two responses. It is keyed by thread id alone: the pipeline takes it only after
+   * loading the thread for ctx->user_id, so ctx is passed for logging and tracing only. A lease
+   * that is not renewed expires `ttl_ms` after it was last taken or renewed, which is how a
+   * process that died mid-stream lets go. */
+
+  /** Takes the lease on `thread_id` for `holder` for `ttl_ms` milliseconds: succeeds when no
+   * lease exists, when the existing one has expired (it is taken over) or when `holder` already
+   * holds it (so a retried call is harmless). Returns CK_OK, CK_ECONFLICT when another holder's
+   * lease is still valid, or CK_ESTORE. */
+  int (*acquire_stream)(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                        const ck_ctx *ctx);
+  /** Gives the lease back when `holder` holds it; silent otherwise. Returns CK_OK or
+   * CK_ESTORE. */
+  int (*release_stream)(ck_store *s, const char *thread_id, const char *holder, const ck_ctx *ctx);
+  /** Extends `holder`'s lease to `ttl_ms` milliseconds from now. Returns CK_OK, CK_ECONFLICT
+   * when `holder` no longer holds it (it was released, or it expired and another holder took
+   * it over), or CK_ESTORE. */
+  int (*renew_stream)(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                      const ck_ctx *ctx);
 } ck_store_vtable;
 
 /** A store: backends embed this as their first member and fill `vt`. */

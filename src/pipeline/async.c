@@ -232,7 +232,9 @@ int ck_stream_drain(ck_stream *s) {
       apply_end(s, q);
       queued_free(q);
       s->async = false;
-      return ck__pipeline_finish(s, rc);
+      rc = ck__pipeline_finish(s, rc);
+      ck__stream_lease_release(s);
+      return rc;
     }
     if (s->async_error != CK_OK || ck_stream_is_cancelled(s)) {
       queued_free(q); /* the producer was told to stop; its leftovers are dropped */

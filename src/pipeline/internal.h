@@ -15,6 +15,8 @@ struct ck_server {
   void *idgen_ud;
   ck_clock_fn clock;
   void *clock_ud;
+  int lease_ms;          /* the stream lease TTL; <= 0: streams take no lease */
+  char lease_prefix[24]; /* random per server (so per process): the first half of a holder id */
 };
 
 /* An assistant message content part while it streams: its text grows in a heap buffer so
@@ -104,6 +106,12 @@ struct ck_stream {
   void *notify_ud;
   void (*on_cancel)(void *ud);
   void *on_cancel_ud;
+  /* The lease on the thread (see ck_store_vtable.acquire_stream), held from the prefix work
+   * until the stream ends. */
+  bool lease_held;
+  const char *lease_thread; /* the thread id (stream arena) */
+  int64_t lease_at_ms;      /* monotonic time of the last acquire or renewal */
+  char lease_holder[64];    /* lease_prefix + "-" + this stream's address */
 };
 
 /** Emits a canonical event through the pipeline (persist, track, send, check the thread). */
@@ -147,6 +155,16 @@ int ck__async_started(ck_stream *s);
 
 /** Frees queued asynchronous events. */
 void ck__async_clear(ck_stream *s);
+
+/** Renews the stream's lease when half of its TTL has passed (called on every emit). Returns
+ * CK_OK, or CK_ECONFLICT (with the stream's error set) when another holder took the lease
+ * over; a store failure is ignored until the next emit tries again. */
+int ck__stream_lease_renew(ck_stream *s);
+
+/** Gives the stream's lease back if it holds one. Called wherever a stream is known to have
+ * ended: when ck_stream_run or ck_stream_drain returns anything but CK_PENDING, and, as a
+ * safety net, by ck_stream_free. */
+void ck__stream_lease_release(ck_stream *s);
 
 /** Runs a non-streaming request (everything but the six streaming types). */
 int ck__process_json(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 int ck__set_error(ck_error_info *err, int code, const char *fmt, ...) {
   if (err != NULL) {
@@ -70,6 +71,16 @@ ck_server *ck_server_new(const ck_server_config *cfg) {
   srv->idgen_ud = cfg->idgen_ud;
   srv->clock = cfg->clock ? cfg->clock : default_clock;
   srv->clock_ud = cfg->clock_ud;
+  srv->lease_ms = cfg->stream_lease_ms == 0 ? CK_STREAM_LEASE_DEFAULT_MS : cfg->stream_lease_ms;
+  /* The holder id must differ between processes sharing a store, so it starts with random
+   * bytes; without randomness the pid and the time still tell processes apart. */
+  unsigned char r[8];
+  if (getrandom(r, sizeof(r), 0) == (ssize_t)sizeof(r))
+    snprintf(srv->lease_prefix, sizeof(srv->lease_prefix), "%02x%02x%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+  else
+    snprintf(srv->lease_prefix, sizeof(srv->lease_prefix), "%ld.%lld", (long)getpid(),
+             (long long)time(NULL));
   return srv;
 }
 

@@ -74,6 +74,8 @@ int ck_stream_fail(ck_stream *s, const char *code, int allow_retry) {
 void ck_stream_free(ck_stream *s) {
   if (s == NULL)
     return;
+  /* Normally released when the stream ended; this covers a stream freed before its end. */
+  ck__stream_lease_release(s);
   ck__pending_clear(s);
   ck__async_clear(s);
   pthread_mutex_destroy(&s->mu);
@@ -186,6 +188,9 @@ int ck__stream_emit(ck_stream *s, ck_json *event) {
   bool send = true;
   if (type == NULL)
     return CK_EINVAL;
+  rc = ck__stream_lease_renew(s);
+  if (rc != CK_OK)
+    return rc;
 
   if (strcmp(type, "thread.item.added") == 0) {
     rc = ck__pending_add(s, item);

@@ -5,9 +5,11 @@
 
 #include <chatkit/error.h>
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 
 int ck_server_process(ck_server *srv, const char *body, size_t len, const ck_ctx *ctx,
                       ck_response *out, ck_error_info *err) {
@@ -195,10 +197,72 @@ static int fail_store(ck_stream *s, int rc, const char *what, const char *id) {
   return ck__set_error(&s->error, rc, "store error: %s", ck_strerror(rc));
 }
 
+/* ---- The stream lease ----
+ *
+ * One response at a time per thread, even across processes sharing the store: a stream takes
+ * the thread's lease before its first write and gives it back when it ends, so a second
+ * request on a busy thread is refused before it sends anything instead of interleaving its
+ * items with the first one's. Lease calls bypass nothing else: a store without leases (NULL
+ * entries) or a server with leases turned off streams exactly as before. */
+
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int lease_acquire(ck_stream *s, const char *tid) {
+  ck_store *st = s->srv->store;
+  if (st->vt->acquire_stream == NULL || s->srv->lease_ms <= 0 || tid == NULL)
+    return CK_OK;
+  snprintf(s->lease_holder, sizeof(s->lease_holder), "%s-%p", s->srv->lease_prefix, (void *)s);
+  int rc = st->vt->acquire_stream(st, tid, s->lease_holder, s->srv->lease_ms, s->ctx);
+  if (rc == CK_ECONFLICT)
+    return ck__set_error(&s->error, rc, "thread %s is busy with another response", tid);
+  if (rc != CK_OK)
+    return fail_store(s, rc, "Thread", tid);
+  s->lease_held = true;
+  s->lease_thread = tid;
+  s->lease_at_ms = monotonic_ms();
+  return CK_OK;
+}
+
+int ck__stream_lease_renew(ck_stream *s) {
+  if (!s->lease_held || s->srv->store->vt->renew_stream == NULL)
+    return CK_OK;
+  int64_t now = monotonic_ms();
+  if (now - s->lease_at_ms < s->srv->lease_ms / 2)
+    return CK_OK;
+  ck_store *st = s->srv->store;
+  int rc = st->vt->renew_stream(st, s->lease_thread, s->lease_holder, s->srv->lease_ms, s->ctx);
+  if (rc == CK_OK) {
+    s->lease_at_ms = now;
+  } else if (rc == CK_ECONFLICT) {
+    /* The lease expired (a pause longer than the TTL) and another response may be running:
+     * going on would interleave with it. */
+    s->lease_held = false;
+    return ck__set_error(&s->error, rc, "thread %s: the stream lost its lease", s->lease_thread);
+  }
+  return CK_OK;
+}
+
+void ck__stream_lease_release(ck_stream *s) {
+  if (!s->lease_held)
+    return;
+  s->lease_held = false;
+  ck_store *st = s->srv->store;
+  /* A failed release is not reported: the stream is over either way, and the lease expires. */
+  if (st->vt->release_stream != NULL)
+    st->vt->release_stream(st, s->lease_thread, s->lease_holder, s->ctx);
+}
+
+/* Loads the thread of the request and takes its lease, before the operation writes anything. */
 static int load_thread(ck_stream *s) {
   const char *tid = param_str(s, "thread_id");
   int rc = s->srv->store->vt->load_thread(s->srv->store, s->arena, tid, s->ctx, &s->thread);
-  return rc == CK_OK ? rc : fail_store(s, rc, "Thread", tid);
+  if (rc != CK_OK)
+    return fail_store(s, rc, "Thread", tid);
+  return lease_acquire(s, tid);
 }
 
 /* Sets `key` on a copy of `obj` and puts the result in canonical order again. */
@@ -281,7 +345,12 @@ static int op_create(ck_stream *s) {
   s->thread = now ? ck_thread_new(s->arena, id, now) : NULL;
   if (s->thread == NULL)
     return CK_ENOMEM;
-  int rc = s->srv->store->vt->save_thread(s->srv->store, s->thread, s->ctx);
+  /* A new thread is leased too: its id reaches the client with thread.created, and a second
+   * request on it must not start while this first response still runs. */
+  int rc = lease_acquire(s, id);
+  if (rc != CK_OK)
+    return rc;
+  rc = s->srv->store->vt->save_thread(s->srv->store, s->thread, s->ctx);
   if (rc != CK_OK)
     return fail_store(s, rc, "Thread", id);
   ck_json *wire = ck_thread_for_wire(s->scratch, s->thread, NULL);
@@ -522,5 +591,7 @@ int ck_stream_run(ck_stream *s, const ck_sink *sink) {
   }
   if (rc != CK_OK && rc != CK_ECANCELLED && rc != CK_PENDING && s->error.code == CK_OK)
     ck__set_error(&s->error, rc, "%s", ck_strerror(rc));
+  if (rc != CK_PENDING)
+    ck__stream_lease_release(s);
   return rc;
 }

@@ -575,6 +575,7 @@ typedef struct timed_store {
   ck_store base;
   ck_store *inner;
   ck_metric *hist;
+  ck_store_vtable vt; /* per instance: optional operations exist only if the inner store's do */
 } timed_store;
 
 static uint64_t mono_ns(void) {
@@ -687,6 +688,22 @@ static int t_ping(ck_store *s) {
   return in->vt->ping ? in->vt->ping(in) : CK_OK;
 }
 
+/* Stream leases are forwarded untimed: they are one cheap statement each and guard
+ * correctness (one response per thread across processes), so the wrapper must not hide them. */
+static int t_acquire_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                            const ck_ctx *ctx) {
+  return INNER(s)->vt->acquire_stream(INNER(s), tid, holder, ttl_ms, ctx);
+}
+
+static int t_release_stream(ck_store *s, const char *tid, const char *holder, const ck_ctx *ctx) {
+  return INNER(s)->vt->release_stream(INNER(s), tid, holder, ctx);
+}
+
+static int t_renew_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                          const ck_ctx *ctx) {
+  return INNER(s)->vt->renew_stream(INNER(s), tid, holder, ttl_ms, ctx);
+}
+
 static void t_destroy(ck_store *s) {
   ck_store_free(INNER(s));
   free(s);
@@ -715,7 +732,14 @@ ck_store *ck_store_metrics_wrap(ck_store *inner, ck_metrics *m) {
   timed_store *t = calloc(1, sizeof(*t));
   if (t == NULL)
     return NULL;
-  t->base.vt = &timed_vt;
+  t->vt = timed_vt;
+  if (inner->vt->acquire_stream != NULL)
+    t->vt.acquire_stream = t_acquire_stream;
+  if (inner->vt->release_stream != NULL)
+    t->vt.release_stream = t_release_stream;
+  if (inner->vt->renew_stream != NULL)
+    t->vt.renew_stream = t_renew_stream;
+  t->base.vt = &t->vt;
   t->base.name = inner->name;
   t->base.nonblocking = inner->nonblocking;
   t->inner = inner;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct rec rec;
 
@@ -42,12 +43,22 @@ struct rec {
   rec_list *items; /* threads only: the thread's items */
 };
 
+/* A stream lease (see ck_store_vtable.acquire_stream). Leases are few (one per thread that is
+ * streaming right now), so a list is enough. */
+typedef struct lease {
+  struct lease *next;
+  char *thread_id;
+  char *holder;
+  int64_t expires_ms; /* on the monotonic clock: the store lives in one process */
+} lease;
+
 typedef struct mem_store {
   ck_store base;
   pthread_mutex_t mu; /* guards everything below */
   rec_list threads;
   rec_list attachments;
   uint64_t next_seq;
+  lease *leases;
 } mem_store;
 
 /* A record picked for a page: copied to the caller's arena under the lock, parsed later. */
@@ -524,8 +535,109 @@ static int mem_ping(ck_store *s) {
   return CK_OK;
 }
 
+/* ---- Stream leases ----------------------------------------------------------------------- */
+
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lease_free(lease *l) {
+  if (l == NULL)
+    return;
+  free(l->thread_id);
+  free(l->holder);
+  free(l);
+}
+
+/* The link that points at the lease of `thread_id`, or at the terminating NULL. */
+static lease **lease_find(mem_store *m, const char *thread_id) {
+  lease **pp = &m->leases;
+  while (*pp != NULL && strcmp((*pp)->thread_id, thread_id) != 0)
+    pp = &(*pp)->next;
+  return pp;
+}
+
+static int mem_acquire_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                              const ck_ctx *ctx) {
+  (void)ctx;
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  mem_store *m = (mem_store *)s;
+  int rc = CK_OK;
+  pthread_mutex_lock(&m->mu);
+  int64_t now = monotonic_ms();
+  lease **pp = lease_find(m, thread_id);
+  lease *l = *pp;
+  if (l != NULL && l->expires_ms > now && strcmp(l->holder, holder) != 0) {
+    rc = CK_ECONFLICT;
+  } else if (l != NULL) {
+    /* An expired lease is taken over, or the holder takes its own lease again. */
+    char *h = strdup(holder);
+    if (h == NULL) {
+      rc = CK_ENOMEM;
+    } else {
+      free(l->holder);
+      l->holder = h;
+      l->expires_ms = now + ttl_ms;
+    }
+  } else {
+    l = calloc(1, sizeof(*l));
+    if (l != NULL && (l->thread_id = strdup(thread_id)) != NULL &&
+        (l->holder = strdup(holder)) != NULL) {
+      l->expires_ms = now + ttl_ms;
+      *pp = l;
+    } else {
+      lease_free(l);
+      rc = CK_ENOMEM;
+    }
+  }
+  pthread_mutex_unlock(&m->mu);
+  return rc;
+}
+
+static int mem_release_stream(ck_store *s, const char *thread_id, const char *holder,
+                              const ck_ctx *ctx) {
+  (void)ctx;
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  mem_store *m = (mem_store *)s;
+  pthread_mutex_lock(&m->mu);
+  lease **pp = lease_find(m, thread_id);
+  lease *l = *pp;
+  if (l != NULL && strcmp(l->holder, holder) == 0) {
+    *pp = l->next;
+    lease_free(l);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return CK_OK;
+}
+
+static int mem_renew_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                            const ck_ctx *ctx) {
+  (void)ctx;
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  mem_store *m = (mem_store *)s;
+  int rc = CK_ECONFLICT;
+  pthread_mutex_lock(&m->mu);
+  lease *l = *lease_find(m, thread_id);
+  if (l != NULL && strcmp(l->holder, holder) == 0) {
+    l->expires_ms = monotonic_ms() + ttl_ms;
+    rc = CK_OK;
+  }
+  pthread_mutex_unlock(&m->mu);
+  return rc;
+}
+
 static void mem_destroy(ck_store *s) {
   mem_store *m = (mem_store *)s;
+  while (m->leases != NULL) {
+    lease *next = m->leases->next;
+    lease_free(m->leases);
+    m->leases = next;
+  }
   list_clear(&m->threads);
   list_clear(&m->attachments);
   pthread_mutex_destroy(&m->mu);
@@ -547,6 +659,9 @@ static const ck_store_vtable memory_vtable = {
     .delete_attachment = mem_delete_attachment,
     .ping = mem_ping,
     .destroy = mem_destroy,
+    .acquire_stream = mem_acquire_stream,
+    .release_stream = mem_release_stream,
+    .renew_stream = mem_renew_stream,
 };
 
 ck_store *ck_store_memory_new(void) {

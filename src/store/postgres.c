@@ -106,6 +106,26 @@ static const char SQL_ATT_LOAD[] =
 static const char SQL_ATT_DELETE[] =
     "DELETE FROM chatkit_attachments WHERE id = $1 AND user_id = $2";
 
+/* Stream leases (schema version 2). Time is the database server's clock_timestamp(), the one
+ * clock every process sharing the database agrees on. Acquire inserts a lease, takes over an
+ * expired one or refreshes the caller's own in one statement, and returns a row only when the
+ * caller holds the lease afterwards; since it succeeds again for the same holder, running it
+ * twice is harmless and it may be retried like the upserts. $3 is the TTL in milliseconds. */
+static const char SQL_LEASE_ACQUIRE[] =
+    "INSERT INTO chatkit_stream_leases AS l (thread_id, holder, expires_at)"
+    " VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')"
+    " ON CONFLICT (thread_id) DO UPDATE SET holder = excluded.holder,"
+    " expires_at = excluded.expires_at"
+    " WHERE l.expires_at <= clock_timestamp() OR l.holder = excluded.holder RETURNING 1";
+
+static const char SQL_LEASE_RELEASE[] =
+    "DELETE FROM chatkit_stream_leases WHERE thread_id = $1 AND holder = $2";
+
+static const char SQL_LEASE_RENEW[] =
+    "UPDATE chatkit_stream_leases"
+    " SET expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond'"
+    " WHERE thread_id = $1 AND holder = $2 RETURNING 1";
+
 /* Page queries. The CTE `c` yields the starting key: the cursor record's (created_us, seq), or
  * a bound below/above every key when there is no cursor. It is empty when the cursor (or, for
  * items, the thread) is not this user's, and then the statement returns no row at all, which
@@ -552,6 +572,39 @@ static int pg_delete_attachment(ck_store *s, const char *attachment_id, const ck
   return delete_with((pg_store *)s, SQL_ATT_DELETE, v, 2);
 }
 
+/* Runs a lease statement that returns a row when the caller holds the lease afterwards. */
+static int lease_write(pg_store *q, const char *sql, const char *thread_id, const char *holder,
+                       int ttl_ms) {
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  char ttl[24];
+  snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+  const char *v[] = {thread_id, holder, ttl};
+  int rc = write_one(q, sql, v, 3);
+  return rc == CK_ENOTFOUND ? CK_ECONFLICT : rc;
+}
+
+static int pg_acquire_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                             const ck_ctx *ctx) {
+  (void)ctx;
+  return lease_write((pg_store *)s, SQL_LEASE_ACQUIRE, thread_id, holder, ttl_ms);
+}
+
+static int pg_renew_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                           const ck_ctx *ctx) {
+  (void)ctx;
+  return lease_write((pg_store *)s, SQL_LEASE_RENEW, thread_id, holder, ttl_ms);
+}
+
+static int pg_release_stream(ck_store *s, const char *thread_id, const char *holder,
+                             const ck_ctx *ctx) {
+  (void)ctx;
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  const char *v[] = {thread_id, holder};
+  return delete_with((pg_store *)s, SQL_LEASE_RELEASE, v, 2);
+}
+
 static int pg_ping(ck_store *s) {
   PGresult *r;
   int rc = run((pg_store *)s, "SELECT 1", 0, NULL, RETRY_IDEMPOTENT, &r);
@@ -587,6 +640,9 @@ static const ck_store_vtable postgres_vtable = {
     .delete_attachment = pg_delete_attachment,
     .ping = pg_ping,
     .destroy = pg_destroy,
+    .acquire_stream = pg_acquire_stream,
+    .release_stream = pg_release_stream,
+    .renew_stream = pg_renew_stream,
 };
 
 /* Allocates the store and its pool, with no connection yet. */

@@ -68,7 +68,21 @@ static const char *const migration_1[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {migration_1};
+/* Version 2: stream leases (see ck_store_vtable.acquire_stream), one row per thread that is
+ * producing a response, shared by every process on the database. Expiry is compared with the
+ * database server's clock_timestamp() only, so the processes' clocks need not agree. No
+ * foreign key to chatkit_threads: deleting a thread must not wait for, or fail on, a stream
+ * that is still running on it, and a stale row is harmless (it expires). */
+static const char *const migration_2[] = {
+    "CREATE TABLE chatkit_stream_leases ("
+    "  thread_id TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  holder TEXT COLLATE \"C\" NOT NULL,"
+    "  expires_at TIMESTAMPTZ NOT NULL"
+    ")",
+    NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2};
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -60,6 +61,9 @@ typedef enum stmt_id {
   ST_ATT_LOAD,
   ST_ATT_DELETE,
   ST_PING,
+  ST_LEASE_ACQUIRE,
+  ST_LEASE_RELEASE,
+  ST_LEASE_RENEW,
   ST_COUNT
 } stmt_id;
 
@@ -114,6 +118,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ATT_LOAD] = "SELECT json FROM attachments WHERE id = ?1 AND user_id = ?2",
     [ST_ATT_DELETE] = "DELETE FROM attachments WHERE id = ?1 AND user_id = ?2",
     [ST_PING] = "SELECT 1",
+    /* Stream leases (schema version 2). One statement inserts a new lease, takes over an
+     * expired one or refreshes the caller's own, and returns a row only when the caller holds
+     * the lease afterwards. ?3 is the current time and ?4 the TTL, in milliseconds. */
+    [ST_LEASE_ACQUIRE] =
+        "INSERT INTO stream_leases(thread_id, holder, expires_ms) VALUES (?1, ?2, ?3 + ?4)"
+        " ON CONFLICT(thread_id) DO UPDATE SET holder = excluded.holder,"
+        " expires_ms = excluded.expires_ms"
+        " WHERE stream_leases.expires_ms <= ?3 OR stream_leases.holder = excluded.holder"
+        " RETURNING 1",
+    [ST_LEASE_RELEASE] = "DELETE FROM stream_leases WHERE thread_id = ?1 AND holder = ?2",
+    [ST_LEASE_RENEW] = "UPDATE stream_leases SET expires_ms = ?3 + ?4"
+                       " WHERE thread_id = ?1 AND holder = ?2 RETURNING 1",
 };
 
 /* A connection and its statement cache. */
@@ -727,6 +743,71 @@ static int sq_ping(ck_store *s) {
   return rc;
 }
 
+/* ---- Stream leases ------------------------------------------------------------------------ */
+
+/* Wall-clock milliseconds: the database file may be shared by several processes on this host,
+ * which agree on the real-time clock but not on a monotonic one. */
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs lease statement `id` in its own write transaction. `*rows` says whether it returned a
+ * row (NULL for statements whose rows do not matter). */
+static int lease_exec(sql_store *q, stmt_id id, const char *thread_id, const char *holder,
+                      int ttl_ms, bool *rows) {
+  if (thread_id == NULL || holder == NULL)
+    return CK_EINVAL;
+  int rc = write_begin(q);
+  if (rc != CK_OK)
+    return rc;
+  sqlite3_stmt *st = stmt(&q->writer, id);
+  rc = st == NULL ? map_rc(sqlite3_errcode(q->writer.db)) : CK_OK;
+  if (rc == CK_OK)
+    rc = bind_str(st, 1, thread_id);
+  if (rc == CK_OK)
+    rc = bind_str(st, 2, holder);
+  if (rc == CK_OK && rows != NULL)
+    rc = bind_i64(st, 3, wall_ms());
+  if (rc == CK_OK && rows != NULL)
+    rc = bind_i64(st, 4, ttl_ms);
+  if (rc == CK_OK) {
+    int step = sqlite3_step(st);
+    if (rows != NULL)
+      *rows = step == SQLITE_ROW;
+    /* The statement may still have to finish after its RETURNING row: step it to the end. */
+    while (step == SQLITE_ROW)
+      step = sqlite3_step(st);
+    rc = step == SQLITE_DONE ? CK_OK : map_rc(step);
+  }
+  if (st != NULL)
+    stmt_done(st);
+  return write_end(q, rc);
+}
+
+static int sq_acquire_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                             const ck_ctx *ctx) {
+  (void)ctx;
+  bool held = false;
+  int rc = lease_exec((sql_store *)s, ST_LEASE_ACQUIRE, thread_id, holder, ttl_ms, &held);
+  return rc != CK_OK ? rc : held ? CK_OK : CK_ECONFLICT;
+}
+
+static int sq_release_stream(ck_store *s, const char *thread_id, const char *holder,
+                             const ck_ctx *ctx) {
+  (void)ctx;
+  return lease_exec((sql_store *)s, ST_LEASE_RELEASE, thread_id, holder, 0, NULL);
+}
+
+static int sq_renew_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
+                           const ck_ctx *ctx) {
+  (void)ctx;
+  bool held = false;
+  int rc = lease_exec((sql_store *)s, ST_LEASE_RENEW, thread_id, holder, ttl_ms, &held);
+  return rc != CK_OK ? rc : held ? CK_OK : CK_ECONFLICT;
+}
+
 static void sq_destroy(ck_store *s) {
   sql_store *q = (sql_store *)s;
   /* Readers first: the last connection to close checkpoints the WAL into the main file. */
@@ -754,6 +835,9 @@ static const ck_store_vtable sqlite_vtable = {
     .delete_attachment = sq_delete_attachment,
     .ping = sq_ping,
     .destroy = sq_destroy,
+    .acquire_stream = sq_acquire_stream,
+    .release_stream = sq_release_stream,
+    .renew_stream = sq_renew_stream,
 };
 
 int ck_store_sqlite_open(const char *path, ck_store **out, char *errbuf, size_t errlen) {

@@ -50,7 +50,19 @@ static const char migration_1[] =
     ");"
     "INSERT INTO counters(name, value) VALUES ('seq', 0);";
 
-static const char *const migrations[] = {migration_1};
+/* Version 2: stream leases (see ck_store_vtable.acquire_stream), one row per thread that is
+ * producing a response. The same table as PostgreSQL's chatkit_stream_leases (SQLite's tables
+ * carry no prefix), with the expiry as wall-clock milliseconds since the epoch because SQLite
+ * has no timestamp type. There is deliberately no foreign key to threads: a lease is taken
+ * after the thread was loaded and outlives nothing but a crashed stream, and deleting a thread
+ * must not wait for, or fail on, a stream that is still running on it. */
+static const char migration_2[] = "CREATE TABLE stream_leases ("
+                                  "  thread_id TEXT PRIMARY KEY NOT NULL,"
+                                  "  holder TEXT NOT NULL,"
+                                  "  expires_ms INTEGER NOT NULL"
+                                  ");";
+
+static const char *const migrations[] = {migration_1, migration_2};
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -220,6 +220,26 @@ static int rec_ping(ck_store *s) {
 static void rec_destroy(ck_store *s) {
 }
 
+/* Stream leases are forwarded to the memory store but never logged: the reference has no such
+ * calls, so the recorded call sequence stays the reference's, while the pipeline's locking
+ * still runs (and must not change any logged call) in every case. */
+static int rec_acquire_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                              const ck_ctx *ctx) {
+  replay *r = rec_of(s);
+  return r->inner->vt->acquire_stream(r->inner, tid, holder, ttl_ms, ctx);
+}
+
+static int rec_release_stream(ck_store *s, const char *tid, const char *holder, const ck_ctx *ctx) {
+  replay *r = rec_of(s);
+  return r->inner->vt->release_stream(r->inner, tid, holder, ctx);
+}
+
+static int rec_renew_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                            const ck_ctx *ctx) {
+  replay *r = rec_of(s);
+  return r->inner->vt->renew_stream(r->inner, tid, holder, ttl_ms, ctx);
+}
+
 static const ck_store_vtable rec_vt = {
     rec_load_thread,
     rec_save_thread,
@@ -235,6 +255,9 @@ static const ck_store_vtable rec_vt = {
     rec_delete_attachment,
     rec_ping,
     rec_destroy,
+    rec_acquire_stream,
+    rec_release_stream,
+    rec_renew_stream,
 };
 
 /* ---- Placeholders ---- */

@@ -156,11 +156,11 @@ static void test_schema_version(void **state) {
   ck_store *s = open_ok(srv, 0);
   assert_int_equal(s->vt->ping(s), CK_OK);
   ck_store_free(s);
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   assert_int_equal(raw_int(srv, "SELECT count(*) FROM chatkit_schema_version"), 1);
   assert_int_equal(raw_int(srv, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
                                 " AND tablename LIKE 'chatkit\\_%'"),
-                   4);
+                   5);
   /* Opening again runs no migration: a user without CREATE rights can still open it. */
   raw_sql(srv, "DROP ROLE IF EXISTS ck_dml");
   raw_sql(srv, "CREATE ROLE ck_dml LOGIN");
@@ -177,7 +177,7 @@ static void test_schema_version(void **state) {
   assert_int_equal(s->vt->save_thread(s, parse(a, THREAD), &ALICE), CK_OK);
   ck_store_free(s);
   ck_arena_free(a);
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   raw_sql(srv, "DROP OWNED BY ck_dml");
   raw_sql(srv, "DROP ROLE ck_dml");
 }
@@ -215,7 +215,7 @@ static void test_failed_migration_rolls_back(void **state) {
   /* Once the obstacle is gone, opening migrates normally. */
   raw_sql(srv, "DROP TABLE chatkit_threads");
   ck_store_free(open_ok(srv, 0));
-  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
 }
 
 static void test_open_errors(void **state) {
@@ -293,6 +293,31 @@ static void *hammer(void *arg) {
 }
 
 /* Two handles on one database behave like two server processes. */
+/* A version 1 database (before stream leases) is upgraded in place when opened, keeping its
+ * records, and two handles (two processes) see each other's leases. */
+static void test_upgrade_from_v1(void **state) {
+  ck_pg_server *srv = *state;
+  ck_arena *a = ck_arena_new(0);
+  ck_store *s = open_ok(srv, 0);
+  assert_int_equal(s->vt->save_thread(s, parse(a, THREAD), &ALICE), CK_OK);
+  ck_store_free(s);
+  raw_sql(srv, "DROP TABLE chatkit_stream_leases");
+  raw_sql(srv, "UPDATE chatkit_schema_version SET version = 1");
+  ck_store *s1 = open_ok(srv, 0);
+  ck_store *s2 = open_ok(srv, 0);
+  assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
+  ck_json *v;
+  assert_int_equal(s1->vt->load_thread(s1, a, "thr_1", &ALICE, &v), CK_OK);
+  assert_int_equal(s1->vt->acquire_stream(s1, "thr_1", "proc1-s", 60000, &ALICE), CK_OK);
+  assert_int_equal(s2->vt->acquire_stream(s2, "thr_1", "proc2-s", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(s1->vt->release_stream(s1, "thr_1", "proc1-s", &ALICE), CK_OK);
+  assert_int_equal(s2->vt->acquire_stream(s2, "thr_1", "proc2-s", 60000, &ALICE), CK_OK);
+  assert_int_equal(raw_int(srv, "SELECT count(*) FROM chatkit_stream_leases"), 1);
+  ck_store_free(s1);
+  ck_store_free(s2);
+  ck_arena_free(a);
+}
+
 static void test_two_handles(void **state) {
   ck_pg_server *srv = *state;
   ck_arena *a = ck_arena_new(0);
@@ -367,7 +392,7 @@ static void test_concurrent_open(void **state) {
       if (o[i].rc != CK_OK)
         fail_msg("opener %d: %s (%s)", i, o[i].err, ck_strerror(o[i].rc));
     }
-    assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 1);
+    assert_int_equal(raw_int(srv, "SELECT version FROM chatkit_schema_version"), 2);
   }
 }
 
@@ -618,6 +643,7 @@ int main(void) {
       cmocka_unit_test_prestate_setup_teardown(test_open_url, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_corrupt_record, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_two_handles, setup_case, NULL, &srv),
+      cmocka_unit_test_prestate_setup_teardown(test_upgrade_from_v1, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_concurrent_open, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_small_pool_concurrency, setup_case, NULL, &srv),
       cmocka_unit_test_prestate_setup_teardown(test_reconnect, setup_case, NULL, &srv),

@@ -150,13 +150,13 @@ static void test_schema_and_pragmas(void **state) {
   ck_store *s = open_ok(t->path);
   assert_int_equal(s->vt->ping(s), CK_OK);
   ck_store_free(s);
-  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 1);
+  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 2);
   assert_int_equal(raw_int(t->path, "SELECT count(*) FROM schema_version"), 1);
   assert_string_equal(raw_text(a, t->path, "PRAGMA journal_mode"), "wal");
   /* Opening again does not re-run migrations. */
   s = open_ok(t->path);
   ck_store_free(s);
-  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 1);
+  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 2);
   remove_db(t->path);
   ck_arena_free(a);
 }
@@ -271,6 +271,32 @@ static void test_two_handles(void **state) {
   ck_arena_free(a);
 }
 
+/* A version 1 database (before stream leases) is upgraded in place when opened, keeping its
+ * records, and two handles on one file (two processes) see each other's leases. */
+static void test_upgrade_from_v1(void **state) {
+  tmp *t = *state;
+  ck_arena *a = ck_arena_new(0);
+  snprintf(t->path, sizeof(t->path), "%s/v1.db", t->dir);
+  ck_store *s = open_ok(t->path);
+  assert_int_equal(s->vt->save_thread(s, parse(a, THREAD), &ALICE), CK_OK);
+  ck_store_free(s);
+  raw_sql(t->path, "DROP TABLE stream_leases");
+  raw_sql(t->path, "UPDATE schema_version SET version = 1");
+  ck_store *s1 = open_ok(t->path);
+  ck_store *s2 = open_ok(t->path);
+  assert_int_equal(raw_int(t->path, "SELECT version FROM schema_version"), 2);
+  ck_json *v;
+  assert_int_equal(s1->vt->load_thread(s1, a, "thr_1", &ALICE, &v), CK_OK);
+  assert_int_equal(s1->vt->acquire_stream(s1, "thr_1", "proc1-s", 60000, &ALICE), CK_OK);
+  assert_int_equal(s2->vt->acquire_stream(s2, "thr_1", "proc2-s", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(s1->vt->release_stream(s1, "thr_1", "proc1-s", &ALICE), CK_OK);
+  assert_int_equal(s2->vt->acquire_stream(s2, "thr_1", "proc2-s", 60000, &ALICE), CK_OK);
+  ck_store_free(s1);
+  ck_store_free(s2);
+  remove_db(t->path);
+  ck_arena_free(a);
+}
+
 /* "sqlite:PATH" creates the missing parent directories. */
 static void test_open_url(void **state) {
   tmp *t = *state;
@@ -307,6 +333,7 @@ int main(void) {
       cmocka_unit_test_prestate(test_open_errors, &t),
       cmocka_unit_test_prestate(test_corrupt_record, &t),
       cmocka_unit_test_prestate(test_two_handles, &t),
+      cmocka_unit_test_prestate(test_upgrade_from_v1, &t),
       cmocka_unit_test_prestate(test_open_url, &t),
   };
   failed += cmocka_run_group_tests_name("store/sqlite-extras", tests, NULL, NULL);

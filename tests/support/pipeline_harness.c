@@ -79,20 +79,45 @@ static int w_ping(ck_store *s) {
 static void w_destroy(ck_store *s) {
 }
 
-static const ck_store_vtable wrapper_vt = {w_load_thread,
-                                           w_save_thread,
-                                           w_delete_thread,
-                                           w_load_threads,
-                                           w_load_thread_items,
-                                           w_add_thread_item,
-                                           w_save_item,
-                                           w_load_item,
-                                           w_delete_thread_item,
-                                           w_save_attachment,
-                                           w_load_attachment,
-                                           w_delete_attachment,
-                                           w_ping,
-                                           w_destroy};
+static int w_acquire_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                            const ck_ctx *ctx) {
+  hx *h = of(s);
+  h->acquire_calls++;
+  if (h->fail_acquire != CK_OK)
+    return h->fail_acquire;
+  return h->inner->vt->acquire_stream(h->inner, tid, holder, ttl_ms, ctx);
+}
+
+static int w_release_stream(ck_store *s, const char *tid, const char *holder, const ck_ctx *ctx) {
+  hx *h = of(s);
+  h->release_calls++;
+  return h->inner->vt->release_stream(h->inner, tid, holder, ctx);
+}
+
+static int w_renew_stream(ck_store *s, const char *tid, const char *holder, int ttl_ms,
+                          const ck_ctx *ctx) {
+  hx *h = of(s);
+  h->renew_calls++;
+  return h->inner->vt->renew_stream(h->inner, tid, holder, ttl_ms, ctx);
+}
+
+static const ck_store_vtable wrapper_vt = {.load_thread = w_load_thread,
+                                           .save_thread = w_save_thread,
+                                           .delete_thread = w_delete_thread,
+                                           .load_threads = w_load_threads,
+                                           .load_thread_items = w_load_thread_items,
+                                           .add_thread_item = w_add_thread_item,
+                                           .save_item = w_save_item,
+                                           .load_item = w_load_item,
+                                           .delete_thread_item = w_delete_thread_item,
+                                           .save_attachment = w_save_attachment,
+                                           .load_attachment = w_load_attachment,
+                                           .delete_attachment = w_delete_attachment,
+                                           .ping = w_ping,
+                                           .destroy = w_destroy,
+                                           .acquire_stream = w_acquire_stream,
+                                           .release_stream = w_release_stream,
+                                           .renew_stream = w_renew_stream};
 
 static int idgen(void *ud, const char *kind, const ck_json *thread, char *out, size_t cap) {
   hx *h = ud;
@@ -140,6 +165,10 @@ static int collect(void *ud, const char *frame, size_t len) {
 }
 
 void hx_init(hx *h, const ck_handlers *handlers) {
+  hx_init_lease(h, handlers, 0);
+}
+
+void hx_init_lease(hx *h, const ck_handlers *handlers, int stream_lease_ms) {
   memset(h, 0, sizeof(*h));
   h->base.vt = &wrapper_vt;
   h->base.name = "test-wrapper";
@@ -154,6 +183,7 @@ void hx_init(hx *h, const ck_handlers *handlers) {
   cfg.idgen_ud = h;
   cfg.clock = clock_fn;
   cfg.clock_ud = h;
+  cfg.stream_lease_ms = stream_lease_ms;
   h->srv = h->inner ? ck_server_new(&cfg) : NULL;
   if (h->srv == NULL)
     abort();

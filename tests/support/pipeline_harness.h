@@ -24,6 +24,9 @@ typedef struct hx {
   /* When set, add_thread_item fails with CK_ESTORE for items of this type. */
   const char *fail_add_type;
   int add_calls; /* add_thread_item calls seen (failed ones included) */
+  /* Stream lease calls seen, forwarded to the memory store. */
+  int acquire_calls, release_calls, renew_calls;
+  int fail_acquire; /* when not CK_OK, acquire_stream returns this instead */
   struct {
     char prefix[24];
     int n;
@@ -41,6 +44,9 @@ typedef struct hx {
 
 /** Sets up `h` with a fresh memory store and a server using `handlers` (NULL: all defaults). */
 void hx_init(hx *h, const ck_handlers *handlers);
+
+/** hx_init with a stream lease TTL for the server (ck_server_config.stream_lease_ms). */
+void hx_init_lease(hx *h, const ck_handlers *handlers, int stream_lease_ms);
 
 /** Frees everything `hx_init` made and the collected frames. */
 void hx_free(hx *h);

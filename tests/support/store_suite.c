@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -657,6 +658,115 @@ static void test_concurrency(void **state) {
   assert_string_equal(dump(f, ck_json_object_get(back, "metadata")), "{\"i\":199}");
 }
 
+/* ---- Stream leases ------------------------------------------------------------------------- */
+
+/* Sleeps `ms` milliseconds (leases expire on the store's clock, so the wait is real). */
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+static void test_lease_exclusive(void **state) {
+  fx *f = *state;
+  const ck_store_vtable *vt = f->s->vt;
+  /* Every backend that ships with the library implements leases. */
+  assert_non_null(vt->acquire_stream);
+  assert_non_null(vt->release_stream);
+  assert_non_null(vt->renew_stream);
+  save_thread(f, &ALICE, "thr_l", "2025-01-01T00:00:00");
+  assert_int_equal(vt->acquire_stream(f->s, "thr_l", "p1-a", 60000, &ALICE), CK_OK);
+  /* Another holder is refused while the lease is valid; the holder itself may take it again
+   * (a retried call) and renew it. */
+  assert_int_equal(vt->acquire_stream(f->s, "thr_l", "p2-b", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_l", "p1-a", 60000, &ALICE), CK_OK);
+  assert_int_equal(vt->renew_stream(f->s, "thr_l", "p1-a", 60000, &ALICE), CK_OK);
+  assert_int_equal(vt->renew_stream(f->s, "thr_l", "p2-b", 60000, &ALICE), CK_ECONFLICT);
+  /* Leases are per thread. */
+  assert_int_equal(vt->acquire_stream(f->s, "thr_other", "p2-b", 60000, &ALICE), CK_OK);
+  /* A release by someone else changes nothing; the holder's release frees the thread. */
+  assert_int_equal(vt->release_stream(f->s, "thr_l", "p2-b", &ALICE), CK_OK);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_l", "p2-b", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(vt->release_stream(f->s, "thr_l", "p1-a", &ALICE), CK_OK);
+  assert_int_equal(vt->renew_stream(f->s, "thr_l", "p1-a", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_l", "p2-b", 60000, &ALICE), CK_OK);
+  /* Releasing twice, or a lease that never existed, is silent. */
+  assert_int_equal(vt->release_stream(f->s, "thr_l", "p2-b", &ALICE), CK_OK);
+  assert_int_equal(vt->release_stream(f->s, "thr_l", "p2-b", &ALICE), CK_OK);
+  assert_int_equal(vt->release_stream(f->s, "thr_none", "p2-b", &ALICE), CK_OK);
+  /* Leases live beside the records: the thread and its items are untouched. */
+  ck_json *back;
+  assert_int_equal(vt->load_thread(f->s, f->a, "thr_l", &ALICE, &back), CK_OK);
+  assert_string_equal(dump(f, back), thread_text(f, "thr_l", "2025-01-01T00:00:00"));
+}
+
+/* A holder that stops renewing (a process killed mid-stream) loses the lease after its TTL,
+ * and the next acquire takes it over; the old holder then can no longer renew. */
+static void test_lease_expiry(void **state) {
+  fx *f = *state;
+  const ck_store_vtable *vt = f->s->vt;
+  assert_int_equal(vt->acquire_stream(f->s, "thr_x", "dead", 150, &ALICE), CK_OK);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_x", "next", 60000, &BOB), CK_ECONFLICT);
+  sleep_ms(400);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_x", "next", 60000, &BOB), CK_OK);
+  assert_int_equal(vt->renew_stream(f->s, "thr_x", "dead", 60000, &ALICE), CK_ECONFLICT);
+  assert_int_equal(vt->release_stream(f->s, "thr_x", "dead", &ALICE), CK_OK);
+  assert_int_equal(vt->acquire_stream(f->s, "thr_x", "third", 60000, &ALICE), CK_ECONFLICT);
+  /* Renewing keeps a short lease alive past its first TTL. */
+  assert_int_equal(vt->acquire_stream(f->s, "thr_y", "live", 300, &ALICE), CK_OK);
+  for (int i = 0; i < 4; i++) {
+    sleep_ms(100);
+    assert_int_equal(vt->renew_stream(f->s, "thr_y", "live", 300, &ALICE), CK_OK);
+  }
+  assert_int_equal(vt->acquire_stream(f->s, "thr_y", "other", 300, &ALICE), CK_ECONFLICT);
+}
+
+/* Many threads race for one lease: exactly one wins each round. */
+#define RACERS 8
+
+typedef struct racer {
+  ck_store *s;
+  pthread_barrier_t *go;
+  char holder[16];
+  int rc;
+} racer;
+
+static void *racer_main(void *arg) {
+  racer *r = arg;
+  pthread_barrier_wait(r->go);
+  r->rc = r->s->vt->acquire_stream(r->s, "thr_race", r->holder, 60000, &ALICE);
+  return NULL;
+}
+
+static void test_lease_race(void **state) {
+  fx *f = *state;
+  for (int round = 0; round < 3; round++) {
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    pthread_t th[RACERS];
+    racer r[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+      r[i] = (racer){.s = f->s, .go = &go};
+      snprintf(r[i].holder, sizeof(r[i].holder), "h%d-%d", round, i);
+      assert_int_equal(pthread_create(&th[i], NULL, racer_main, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+      assert_int_equal(pthread_join(th[i], NULL), 0);
+    pthread_barrier_destroy(&go);
+    int winners = 0, winner = -1;
+    for (int i = 0; i < RACERS; i++) {
+      if (r[i].rc == CK_OK) {
+        winners++;
+        winner = i;
+      } else {
+        assert_int_equal(r[i].rc, CK_ECONFLICT);
+      }
+    }
+    assert_int_equal(winners, 1);
+    assert_int_equal(f->s->vt->release_stream(f->s, "thr_race", r[winner].holder, &ALICE), CK_OK);
+  }
+}
+
 /* ---- Runner -------------------------------------------------------------------------------- */
 
 typedef struct suite_case {
@@ -686,6 +796,9 @@ static const suite_case cases[] = {
     CASE(test_ping),
     CASE(test_isolation),
     CASE(test_concurrency),
+    CASE(test_lease_exclusive),
+    CASE(test_lease_expiry),
+    CASE(test_lease_race),
 };
 
 #define CASE_COUNT (sizeof(cases) / sizeof(cases[0]))
