@@ -4,6 +4,8 @@
 #include "yaml.h"
 
 #include <chatkit/error.h>
+#include <chatkit/http_tool.h>
+#include <chatkit/mcp.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,8 +18,15 @@ struct app_agents {
   ck_agents *agents;
   ck_agent_def *defs;
   size_t ndefs;
-  ck_tool_def *tools;
-  size_t ntools;
+  ck_tool_def *tools; /* every tool (heap; MCP servers add several) */
+  size_t ntools, cap_tools;
+  struct {
+    const char *name;    /* the config entry's name */
+    size_t first, count; /* its tools in `tools` */
+  } * groups;
+  size_t ngroups;
+  ck_mcp *mcp[32]; /* connected MCP servers, closed at the end */
+  size_t nmcp;
   char **header_lines;
   const char **allowed;
   size_t nallowed;
@@ -97,59 +106,6 @@ static char *expand_env(ck_arena *a, const char *s) {
   return ck_arena_strdup(a, s);
 }
 
-static int build_tools(app_agents *ag, const app_config *cfg, const ck_json *tools) {
-  static const char *const keys[] = {"name",   "type",    "description", "parameters", "url",
-                                     "method", "headers", "timeout_ms",  NULL};
-  size_t n = ck_json_array_size(tools);
-  if (tools != NULL && !ck_json_is_array(tools))
-    return invalid(cfg, tools, "tools", "must be a list");
-  ag->tools = calloc(n ? n : 1, sizeof(*ag->tools));
-  if (ag->tools == NULL)
-    return 2;
-  for (size_t i = 0; i < n; i++) {
-    const ck_json *t = ck_json_array_get(tools, i);
-    char where[64];
-    snprintf(where, sizeof(where), "tools[%zu]", i);
-    if (!ck_json_is_object(t))
-      return invalid(cfg, t, where, "must be a mapping");
-    if (only_keys(cfg, t, where, keys))
-      return 2;
-    const char *name, *type, *desc;
-    if (get_str(cfg, t, "name", where, NULL, &name) ||
-        get_str(cfg, t, "type", where, NULL, &type) ||
-        get_str(cfg, t, "description", where, NULL, &desc))
-      return 2;
-    if (name == NULL || name[0] == '\0')
-      return invalid(cfg, t, where, "name is required");
-    for (size_t k = 0; k < i; k++)
-      if (strcmp(ag->tools[k].name, name) == 0)
-        return invalid(cfg, t, where, "a tool named \"%s\" is already defined", name);
-    const ck_json *params = ck_json_object_get(t, "parameters");
-    if (params != NULL && !ck_json_is_object(params))
-      return invalid(cfg, params, where, "parameters must be a JSON Schema mapping");
-    ck_tool_def *d = &ag->tools[ag->ntools];
-    d->name = name;
-    d->description = desc;
-    d->parameters_json = params ? ck_json_dumps(ag->a, params, NULL) : NULL;
-    if (type != NULL && strcmp(type, "client") == 0) {
-      d->client = true;
-    } else {
-      return invalid(cfg, t, where,
-                     "type must be \"client\" (a tool the browser runs; C tools are defined "
-                     "with the library)");
-    }
-    ag->ntools++;
-  }
-  return 0;
-}
-
-static const ck_tool_def *tool_named(app_agents *ag, const char *name) {
-  for (size_t i = 0; i < ag->ntools; i++)
-    if (strcmp(ag->tools[i].name, name) == 0)
-      return &ag->tools[i];
-  return NULL;
-}
-
 /* A list of strings from the file into an arena array. */
 static int str_list(app_agents *ag, const app_config *cfg, const ck_json *list, const char *where,
                     const char ***out, size_t *n) {
@@ -168,6 +124,208 @@ static int str_list(app_agents *ag, const app_config *cfg, const ck_json *list, 
   }
   *out = arr;
   *n = m;
+  return 0;
+}
+
+/* Appends a tool definition, growing the array. */
+static int push_tool(app_agents *ag, const ck_tool_def *d) {
+  if (ag->ntools == ag->cap_tools) {
+    size_t cap = ag->cap_tools ? ag->cap_tools * 2 : 8;
+    ck_tool_def *n = realloc(ag->tools, cap * sizeof(*n));
+    if (n == NULL)
+      return 2;
+    ag->tools = n;
+    ag->cap_tools = cap;
+  }
+  ag->tools[ag->ntools++] = *d;
+  return 0;
+}
+
+/* "Name: value" lines from a mapping, with ${ENV} values read from the environment. */
+static int header_lines(app_agents *ag, const app_config *cfg, const ck_json *headers,
+                        const char *where, const char ***out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (headers == NULL)
+    return 0;
+  if (!ck_json_is_object(headers))
+    return invalid(cfg, headers, where, "headers must be a mapping");
+  size_t m = ck_json_object_size(headers);
+  const char **lines = ck_arena_calloc(ag->a, (m + 1) * sizeof(*lines));
+  for (size_t i = 0; lines && i < m; i++) {
+    const char *val = ck_json_str_value(ck_json_object_value(headers, i));
+    if (val == NULL)
+      return invalid(cfg, ck_json_object_value(headers, i), where, "header values must be strings");
+    lines[i] =
+        ck_arena_printf(ag->a, "%s: %s", ck_json_object_key(headers, i), expand_env(ag->a, val));
+  }
+  *out = lines;
+  *n = m;
+  return 0;
+}
+
+/* An MCP server: connected at start-up, its tools added under "<name>__<tool>". */
+static int mcp_entry(app_agents *ag, const app_config *cfg, const ck_json *t, const char *where,
+                     const char *name) {
+  int64_t timeout = 30000;
+  const char *url = NULL;
+  const ck_json *command = ck_json_object_get(t, "command");
+  if (get_str(cfg, t, "url", where, NULL, &url) ||
+      get_int(cfg, t, "timeout_ms", where, 100, 600000, &timeout))
+    return 2;
+  if ((command == NULL) == (url == NULL))
+    return invalid(cfg, t, where, "an mcp tool needs exactly one of command (a list) or url");
+  char err[512] = "";
+  ck_mcp *m = NULL;
+  int rc;
+  if (url != NULL) {
+    const char **headers = NULL;
+    size_t nh = 0;
+    if (header_lines(ag, cfg, ck_json_object_get(t, "headers"), where, &headers, &nh))
+      return 2;
+    rc = ck_mcp_connect_http(url, headers, (int)timeout, &m, err, sizeof(err));
+  } else {
+    const char **argv = NULL, **env = NULL;
+    size_t argc = 0, nenv = 0;
+    if (str_list(ag, cfg, command, where, &argv, &argc) || argc == 0)
+      return argc == 0 ? invalid(cfg, command, where, "command must name a program") : 2;
+    const char **argv0 = ck_arena_calloc(ag->a, (argc + 1) * sizeof(*argv0));
+    for (size_t i = 0; argv0 && i < argc; i++)
+      argv0[i] = argv[i];
+    if (header_lines(ag, cfg, ck_json_object_get(t, "env"), where, &env, &nenv))
+      return 2;
+    /* header_lines gives "K: V"; the environment wants "K=V". */
+    for (size_t i = 0; i < nenv; i++) {
+      char *e = ck_arena_strdup(ag->a, env[i]);
+      char *colon = e ? strstr(e, ": ") : NULL;
+      if (colon != NULL) {
+        colon[0] = '=';
+        memmove(colon + 1, colon + 2, strlen(colon + 2) + 1);
+      }
+      env[i] = e;
+    }
+    rc = ck_mcp_connect_stdio(argv0, env, NULL, (int)timeout, &m, err, sizeof(err));
+  }
+  if (rc != CK_OK)
+    return invalid(cfg, t, where, "cannot start MCP server \"%s\": %s", name, err);
+  if (ag->nmcp == sizeof(ag->mcp) / sizeof(ag->mcp[0])) {
+    ck_mcp_close(m);
+    return invalid(cfg, t, where, "too many MCP servers (at most 32)");
+  }
+  ag->mcp[ag->nmcp++] = m;
+  ck_tool_def *defs = NULL;
+  size_t n = 0;
+  if (ck_mcp_tools(m, ag->a, name, &defs, &n) != CK_OK)
+    return invalid(cfg, t, where, "cannot list the tools of MCP server \"%s\": %s", name,
+                   ck_mcp_last_error(m, err, sizeof(err)));
+  for (size_t i = 0; i < n; i++)
+    if (push_tool(ag, &defs[i]))
+      return 2;
+  return 0;
+}
+
+static int build_tools(app_agents *ag, const app_config *cfg, const ck_json *tools) {
+  static const char *const keys[] = {"name",    "type",   "description", "parameters",
+                                     "url",     "method", "headers",     "timeout_ms",
+                                     "command", "env",    NULL};
+  size_t n = ck_json_array_size(tools);
+  if (tools != NULL && !ck_json_is_array(tools))
+    return invalid(cfg, tools, "tools", "must be a list");
+  ag->groups = ck_arena_calloc(ag->a, (n ? n : 1) * sizeof(*ag->groups));
+  if (ag->groups == NULL)
+    return 2;
+  for (size_t i = 0; i < n; i++) {
+    const ck_json *t = ck_json_array_get(tools, i);
+    char where[64];
+    snprintf(where, sizeof(where), "tools[%zu]", i);
+    if (!ck_json_is_object(t))
+      return invalid(cfg, t, where, "must be a mapping");
+    if (only_keys(cfg, t, where, keys))
+      return 2;
+    const char *name, *type, *desc;
+    if (get_str(cfg, t, "name", where, NULL, &name) ||
+        get_str(cfg, t, "type", where, NULL, &type) ||
+        get_str(cfg, t, "description", where, NULL, &desc))
+      return 2;
+    if (name == NULL || name[0] == '\0')
+      return invalid(cfg, t, where, "name is required");
+    for (size_t k = 0; k < ag->ngroups; k++)
+      if (strcmp(ag->groups[k].name, name) == 0)
+        return invalid(cfg, t, where, "a tool named \"%s\" is already defined", name);
+    const ck_json *params = ck_json_object_get(t, "parameters");
+    if (params != NULL && !ck_json_is_object(params))
+      return invalid(cfg, params, where, "parameters must be a JSON Schema mapping");
+    ag->groups[ag->ngroups].name = name;
+    ag->groups[ag->ngroups].first = ag->ntools;
+    ck_tool_def d;
+    memset(&d, 0, sizeof(d));
+    d.name = name;
+    d.description = desc;
+    d.parameters_json = params ? ck_json_dumps(ag->a, params, NULL) : NULL;
+    if (type != NULL && strcmp(type, "client") == 0) {
+      d.client = true;
+      if (push_tool(ag, &d))
+        return 2;
+    } else if (type != NULL && strcmp(type, "http") == 0) {
+      ck_http_tool_config hc;
+      memset(&hc, 0, sizeof(hc));
+      int64_t timeout = 0;
+      hc.name = name;
+      hc.description = desc;
+      hc.parameters_json = d.parameters_json;
+      if (get_str(cfg, t, "url", where, NULL, &hc.url) ||
+          get_str(cfg, t, "method", where, NULL, &hc.method) ||
+          get_int(cfg, t, "timeout_ms", where, 1, 600000, &timeout) ||
+          header_lines(ag, cfg, ck_json_object_get(t, "headers"), where,
+                       (const char ***)&hc.headers, &hc.nheaders))
+        return 2;
+      hc.timeout_ms = (int)timeout;
+      char err[256] = "";
+      if (ck_http_tool_def(ag->a, &hc, &d, err, sizeof(err)) != CK_OK)
+        return invalid(cfg, t, where, "%s", err);
+      if (push_tool(ag, &d))
+        return 2;
+    } else if (type != NULL && strcmp(type, "mcp") == 0) {
+      if (mcp_entry(ag, cfg, t, where, name))
+        return 2;
+    } else {
+      return invalid(cfg, t, where,
+                     "type must be client, http or mcp (C tools are defined with the library)");
+    }
+    ag->groups[ag->ngroups].count = ag->ntools - ag->groups[ag->ngroups].first;
+    ag->ngroups++;
+  }
+  return 0;
+}
+
+/* Adds the tools an agent names: a config entry's name (all of an MCP server's tools) or one
+ * tool's full name ("server__tool"). */
+static int agent_tools(app_agents *ag, const app_config *cfg, const ck_json *at, const char *where,
+                       const char **names, size_t nnames, ck_tool_def **out, size_t *n) {
+  ck_tool_def *tools = ck_arena_calloc(ag->a, (ag->ntools ? ag->ntools : 1) * sizeof(*tools));
+  size_t count = 0;
+  if (tools == NULL)
+    return 2;
+  for (size_t k = 0; k < nnames; k++) {
+    bool found = false;
+    for (size_t g = 0; g < ag->ngroups && !found; g++) {
+      if (strcmp(ag->groups[g].name, names[k]) != 0)
+        continue;
+      found = true;
+      for (size_t i = 0; i < ag->groups[g].count && count < ag->ntools; i++)
+        tools[count++] = ag->tools[ag->groups[g].first + i];
+    }
+    for (size_t i = 0; i < ag->ntools && !found; i++)
+      if (strcmp(ag->tools[i].name, names[k]) == 0) {
+        found = true;
+        if (count < ag->ntools)
+          tools[count++] = ag->tools[i];
+      }
+    if (!found)
+      return invalid(cfg, at, where, "unknown tool \"%s\"", names[k]);
+  }
+  *out = tools;
+  *n = count;
   return 0;
 }
 
@@ -220,16 +378,13 @@ static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *ag
     if (settings != NULL && !ck_json_is_object(settings))
       return invalid(cfg, settings, where, "settings must be a mapping of request fields");
     d->settings = settings;
-    ck_tool_def *tools = ck_arena_calloc(ag->a, (ntool_names ? ntool_names : 1) * sizeof(*tools));
-    for (size_t k = 0; tools && k < ntool_names; k++) {
-      const ck_tool_def *t = tool_named(ag, tool_names[k]);
-      if (t == NULL)
-        return invalid(cfg, ck_json_object_get(a, "tools"), where, "unknown tool \"%s\"",
-                       tool_names[k]);
-      tools[k] = *t;
-    }
+    ck_tool_def *tools = NULL;
+    size_t ntools = 0;
+    if (agent_tools(ag, cfg, ck_json_object_get(a, "tools"), where, tool_names, ntool_names, &tools,
+                    &ntools))
+      return 2;
     d->tools = tools;
-    d->ntools = ntool_names;
+    d->ntools = ntools;
     for (size_t k = 0; k < i; k++)
       if (strcmp(ag->defs[k].name, d->name) == 0)
         return invalid(cfg, a, where, "an agent named \"%s\" is already defined", d->name);
@@ -421,6 +576,8 @@ void app_agents_free(app_agents *ag) {
     return;
   ck_agents_free(ag->agents);
   app_agents_stop(ag);
+  for (size_t i = 0; i < ag->nmcp; i++)
+    ck_mcp_close(ag->mcp[i]);
   free(ag->defs);
   free(ag->tools);
   ck_arena_free(ag->a);
