@@ -76,7 +76,7 @@ typedef struct ck_store_vtable {
   int (*save_thread)(ck_store *s, const ck_json *thread, const ck_ctx *ctx);
   /** Deletes a thread and its items. */
   int (*delete_thread)(ck_store *s, const char *thread_id, const ck_ctx *ctx);
-  /** Lists this user's threads. */
+  /** Lists this user's threads. Like load_thread_items, the records may be RAW values. */
   int (*load_threads)(ck_store *s, ck_arena *a, int limit, const char *after, ck_order order,
                       const ck_ctx *ctx, ck_page *out);
   /** Lists a thread's items (hidden ones included). CK_ENOTFOUND for a missing thread. The

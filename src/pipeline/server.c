@@ -237,6 +237,28 @@ static int op_get_by_id(ck_server *srv, ck_arena *a, const ck_request *req, cons
   return ck_json_write(body, wire);
 }
 
+/* The wire form of a stored thread kept as canonical text: the same text with `metadata`
+ * emptied and the empty items page added. Canonical threads end with their metadata member,
+ * and the members before it are strings or small objects of strings, which cannot hold a raw
+ * quote, so the first `,"metadata":` is the key. Returns NULL when the text is not shaped like
+ * that (the caller then takes the slow path). */
+static ck_json *raw_thread_for_wire(ck_arena *a, const ck_json *raw) {
+  static const char key[] = ",\"metadata\":";
+  static const char tail[] = ",\"metadata\":{},\"items\":{\"data\":[],\"has_more\":false}}";
+  size_t len = 0;
+  const char *text = ck_json_raw_text(raw, &len);
+  const char *p = text ? memmem(text, len, key, sizeof(key) - 1) : NULL;
+  if (p == NULL)
+    return NULL;
+  size_t head = (size_t)(p - text);
+  char *out = ck_arena_alloc(a, head + sizeof(tail));
+  if (out == NULL)
+    return NULL;
+  memcpy(out, text, head);
+  memcpy(out + head, tail, sizeof(tail));
+  return ck_json_raw(a, out, head + sizeof(tail) - 1);
+}
+
 static int op_threads_list(ck_server *srv, ck_arena *a, const ck_request *req, const ck_ctx *ctx,
                            ck_buf *body, ck_error_info *err) {
   ck_page page = {0};
@@ -250,8 +272,12 @@ static int op_threads_list(ck_server *srv, ck_arena *a, const ck_request *req, c
     return ck__set_error(err, CK_ENOMEM, "out of memory");
   size_t n = ck_json_array_size(page.data);
   for (size_t i = 0; i < n; i++) {
-    ck_json *t = ck_json_expand(a, ck_json_array_get(page.data, i));
-    ck_json *w = t ? ck_thread_for_wire(a, t, NULL) : NULL;
+    ck_json *rec = ck_json_array_get(page.data, i);
+    ck_json *w = ck_json_typeof(rec) == CK_JSON_RAW ? raw_thread_for_wire(a, rec) : NULL;
+    if (w == NULL) {
+      ck_json *t = ck_json_expand(a, rec);
+      w = t ? ck_thread_for_wire(a, t, NULL) : NULL;
+    }
     if (w == NULL || ck_json_array_append(data, w) != CK_OK)
       return ck__set_error(err, CK_ENOMEM, "out of memory");
   }

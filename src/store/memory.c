@@ -414,7 +414,7 @@ static int mem_load_threads(ck_store *s, ck_arena *a, int limit, const char *aft
   pthread_mutex_unlock(&m->mu);
   if (rc != CK_OK)
     return rc;
-  return fill_page(a, p, n, more, false, out);
+  return fill_page(a, p, n, more, true, out);
 }
 
 static int mem_load_thread_items(ck_store *s, ck_arena *a, const char *thread_id, const char *after,

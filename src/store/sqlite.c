@@ -402,7 +402,7 @@ static int load_one(sql_store *q, stmt_id id, const char *const *p, int np, ck_a
 }
 
 /* Runs a bound page query (which fetches up to `limit` + 1 rows of id, json) into `out`. */
-static int run_page(sqlite3_stmt *st, ck_arena *a, int64_t want, bool raw, ck_page *out) {
+static int run_page(sqlite3_stmt *st, ck_arena *a, int64_t want, ck_page *out) {
   ck_json *data = ck_json_array(a);
   const char *last = NULL;
   bool more = false;
@@ -420,15 +420,10 @@ static int run_page(sqlite3_stmt *st, ck_arena *a, int64_t want, bool raw, ck_pa
       more = true;
       break;
     }
-    ck_json *v = NULL;
-    if (raw) {
-      /* Items come back as RAW canonical text (see fill_page in memory.c for why). */
-      const char *text = (const char *)sqlite3_column_text(st, 1);
-      v = text ? ck_json_raw(a, text, (size_t)sqlite3_column_bytes(st, 1)) : NULL;
-      rc = text == NULL ? CK_ESTORE : v == NULL ? CK_ENOMEM : CK_OK;
-    } else {
-      rc = column_json(st, 1, a, &v);
-    }
+    /* Pages hand back RAW canonical text (see store.h): listings are written straight out. */
+    const char *text = (const char *)sqlite3_column_text(st, 1);
+    ck_json *v = text ? ck_json_raw(a, text, (size_t)sqlite3_column_bytes(st, 1)) : NULL;
+    rc = text == NULL ? CK_ESTORE : v == NULL ? CK_ENOMEM : CK_OK;
     if (rc == CK_OK)
       rc = ck_json_array_append(data, v);
     /* Only the page's last id is needed, for page->after. */
@@ -469,7 +464,7 @@ static int page_query(conn *c, stmt_id id, const char *scope, const char *user,
     stmt_done(st);
     return rc;
   }
-  return run_page(st, a, want, user != NULL, out);
+  return run_page(st, a, want, out);
 }
 
 /* The key to start from without a cursor: below or above every real key. */

@@ -709,7 +709,8 @@ static int compare_store(replay *r, const ck_json *want, const ck_ctx *ctx) {
     return -1;
   const ck_json *want_items = ck_json_object_get(want, "items");
   for (size_t i = 0; i < ck_json_array_size(threads.data); i++) {
-    const char *tid = ck_json_object_get_str(ck_json_array_get(threads.data, i), "id");
+    const char *tid =
+        ck_json_object_get_str(ck_json_expand(a, ck_json_array_get(threads.data, i)), "id");
     ck_page page = {0};
     if (st->vt->load_thread_items(st, a, tid, NULL, 1 << 30, CK_ORDER_ASC, ctx, &page) != CK_OK)
       return failf(r, "store dump: load_thread_items %s failed", tid);
