@@ -28,6 +28,7 @@ PACE_MS=${PACE_MS:-1000}
 STARTUP_RUNS=${STARTUP_RUNS:-10}
 WORKERS=${WORKERS:-4}
 WORKER_SWEEP=${WORKER_SWEEP-"1 2 4"}
+OUT_SET=${OUT:-}
 OUT=${OUT:-$BUILD/bench-results}
 PEER=$ROOT/bench/peer-node
 LOADGEN=$BUILD/bench_loadgen
@@ -36,6 +37,15 @@ OURS=$BUILD/chatkit-server
 log() { printf '%s\n' "$*" >&2; }
 
 # ---- Build and install ----
+# Measure a Release build only: an existing build directory of another type (a developer's
+# Debug or sanitizer build) would make every number meaningless, so use a separate one then.
+if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD/CMakeCache.txt"; then
+  log "bench: $BUILD is not a Release build; using $ROOT/build-bench"
+  BUILD=$ROOT/build-bench
+  OUT=${OUT_SET:-$BUILD/bench-results}
+  LOADGEN=$BUILD/bench_loadgen
+  OURS=$BUILD/chatkit-server
+fi
 if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
 fi

@@ -113,6 +113,13 @@ typedef struct ck_agents_config {
   ck_input_hooks hooks;
   const char *const *allowed_models; /* inference_options.model values accepted, or NULL */
   size_t nallowed_models;
+  /* The multi-agent routing hook: picks the agent that answers this message (by name; NULL
+   * or an unknown name: the default agent). It runs on a worker thread before the first model
+   * call and may block (a classifier, a lookup). `user_message` is NULL after a client tool
+   * output. */
+  const char *(*route)(void *ud, const ck_json *thread, const ck_json *user_message,
+                       const ck_ctx *ctx);
+  void *route_ud;
   /* Borrowed, may be NULL: model calls, tokens, errors and tool calls are counted here. */
   ck_metrics *metrics;
 } ck_agents_config;

@@ -776,6 +776,12 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
     run_release(r);
     return rc;
   }
+  if (ag->cfg.route != NULL) {
+    size_t chosen =
+        find_agent(ag, ag->cfg.route(ag->cfg.route_ud, thread, user_message, ck_stream_ctx(s)));
+    if (chosen != SIZE_MAX)
+      r->agent = chosen;
+  }
   const ck_json *opts = ck_json_object_get(user_message, "inference_options");
   const char *model = ck_json_object_get_str(opts, "model");
   if (model != NULL && model_allowed(ag, model))

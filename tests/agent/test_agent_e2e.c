@@ -67,6 +67,14 @@ static const ck_agent_def agents[] = {
     {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL},
 };
 
+/* The routing hook: messages that mention an invoice go straight to billing. */
+static const char *route_billing(void *ud, const ck_json *thread, const ck_json *msg,
+                                 const ck_ctx *ctx) {
+  const ck_json *content = ck_json_object_get(msg, "content");
+  const char *text = ck_json_object_get_str(ck_json_array_get(content, 0), "text");
+  return text != NULL && strstr(text, "#billing") != NULL ? "Billing Expert" : NULL;
+}
+
 static void stop_loop(uv_async_t *h) {
   ck_service_shutdown(fx.svc, NULL, NULL);
   ck_model_client_free(fx.client);
@@ -97,6 +105,7 @@ static void *server_main(void *arg) {
   acfg.agents = agents;
   acfg.nagents = 2;
   acfg.auto_title = true;
+  acfg.route = route_billing;
   acfg.metrics = fx.metrics;
   ck_service_config svcfg = {0};
   /* A placeholder server lets the service start; it is replaced below. */
@@ -306,6 +315,17 @@ static void test_handoff(void **state) {
   free(body);
 }
 
+static void test_routing_hook(void **state) {
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Routed.\"},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"T\"},{\"finish\":\"stop\"}]}");
+  size_t before = ck_mock_model_requests(fx.mock);
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("#billing refund please"));
+  assert_string_equal(stored_reply(thread_of(events)), "Routed.");
+  char *body = ck_mock_model_request_body(fx.mock, before);
+  assert_non_null(strstr(body, "You answer billing questions."));
+  free(body);
+}
+
 static void test_upstream_error_keeps_streamed_text(void **state) {
   ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Partial answer\"},{\"failed\":{\"code\":"
                                "\"server_error\",\"message\":\"boom\"}}]}");
@@ -480,6 +500,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_client_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_handoff, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_routing_hook, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_upstream_error_keeps_streamed_text, setup_responses,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_auth_error_message, setup_responses, teardown),
