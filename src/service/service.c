@@ -57,6 +57,7 @@ typedef struct exchange {
   const char *origin; /* allowed Origin to echo, or NULL (request arena) */
   /* Set by the worker before it posts the end (the mailbox orders it before the loop's read). */
   ck__rl_verdict limit; /* why the request was refused (RC_LIMITED) */
+  const char *rl_key;   /* who the limits count this request against (request arena) */
   uint32_t retry_after; /* seconds, for RC_LIMITED */
   bool typed;           /* resp.type is known even without a body or a stream */
   atomic_bool admitted; /* a stream slot is held for ctx.user_id */
@@ -239,7 +240,7 @@ static void exchange_free(exchange *ex) {
   if (ex->headers_sent)
     svc->nstreams--;
   if (atomic_load(&ex->admitted)) {
-    ck__ratelimit_stream_release(svc->rl, ex->ctx.user_id);
+    ck__ratelimit_stream_release(svc->rl, ex->rl_key);
     ck_metric_add(svc->m_open_streams, NULL, -1);
   }
   ck_stream_free(ex->resp.stream);
@@ -311,6 +312,20 @@ static void stream_notify(void *ud, ck_stream *s) {
     ck__pool_submit(ex->svc->pool, &ex->drain_job);
 }
 
+/* Who the limits count a request against: the authenticated user, or, without auth, the
+ * client's address, so that an open deployment does not put every visitor in one bucket.
+ * (Behind a proxy every anonymous client shares the proxy's address: use auth there, or
+ * limit at the proxy.) */
+static const char *limit_key(exchange *ex) {
+  if (ex->ctx.user_id != NULL && ex->ctx.user_id[0] != '\0')
+    return ex->ctx.user_id;
+  const char *peer = ex->req->peer ? ex->req->peer : "";
+  const char *colon = strrchr(peer, ':');
+  size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+  const char *key = ck_arena_printf(ex->req->arena, "ip:%.*s", (int)n, peer);
+  return key ? key : "";
+}
+
 static void job_run(ck__job *job) {
   exchange *ex = (exchange *)((char *)job - offsetof(exchange, run_job));
   ck_service *svc = ex->svc;
@@ -332,7 +347,8 @@ static void job_run(ck__job *job) {
     }
   }
   /* The bucket is charged before any work, so a refused request costs next to nothing. */
-  ck__rl_verdict v = ck__ratelimit_request(svc->rl, ex->ctx.user_id, &ex->retry_after);
+  ex->rl_key = limit_key(ex);
+  ck__rl_verdict v = ck__ratelimit_request(svc->rl, ex->rl_key, &ex->retry_after);
   if (v != CK__RL_OK) {
     ex->limit = v;
     post_to_loop(ex, true, RC_LIMITED);
@@ -348,7 +364,7 @@ static void job_run(ck__job *job) {
     return;
   }
   /* A stream has only been parsed so far: refusing it here leaves nothing behind. */
-  v = ck__ratelimit_stream_acquire(svc->rl, ex->ctx.user_id, &ex->retry_after);
+  v = ck__ratelimit_stream_acquire(svc->rl, ex->rl_key, &ex->retry_after);
   if (v != CK__RL_OK) {
     ck_stream_free(ex->resp.stream);
     ex->resp.stream = NULL;
