@@ -13,7 +13,7 @@
  *
  * The model comes from the same environment variables as chatkit-server's:
  *
- *   OPENAI_API_KEY=sk-... build/examples/tool_agent 8000 ./data/dice.db
+ *   OPENAI_API_KEY=sk-... build/examples/tool_agent 8000 sqlite:./data/dice.db
  *   OPENAI_BASE_URL=http://localhost:11434/v1 CHATKIT_MODEL=llama3.1 build/examples/tool_agent
  *
  * CHATKIT_API (responses or chat_completions) picks the wire API; by default it is the
@@ -266,12 +266,14 @@ static const char *env(const char *name) {
 
 int main(int argc, char **argv) {
   long port = 8000;
-  const char *db = argc > 2 ? argv[2] : "./tool_agent.db";
+  /* A store URL as chatkit-server's --store takes it: sqlite:PATH (its directory is created),
+   * memory: or postgres://... */
+  const char *store_url = argc > 2 ? argv[2] : "sqlite:./data/tool_agent.db";
   if (argc > 1) {
     char *end = NULL;
     port = strtol(argv[1], &end, 10);
     if (end == argv[1] || *end != '\0' || port < 0 || port > 65535) {
-      fprintf(stderr, "usage: tool_agent [PORT [SQLITE_FILE]]   (port 0 picks a free one)\n");
+      fprintf(stderr, "usage: tool_agent [PORT [STORE_URL]]   (port 0 picks a free one)\n");
       return 2;
     }
   }
@@ -294,8 +296,8 @@ int main(int argc, char **argv) {
   ck_store *store = NULL;
   ck_server *server = NULL;
   ck_agents *agents = NULL;
-  if (ck_store_sqlite_open(db, &store, err, sizeof(err)) != CK_OK) {
-    fprintf(stderr, "tool_agent: cannot open %s: %s\n", db, err);
+  if (ck_store_open_url(store_url, &store, err, sizeof(err)) != CK_OK) {
+    fprintf(stderr, "tool_agent: cannot open the store %s: %s\n", store_url, err);
     ck_log_free(log);
     return 1;
   }

@@ -276,7 +276,7 @@ static void test_weather_client_tool(void **state) {
 
 static void test_tool_agent(void **state) {
   ck_mock_model_reset(mock);
-  const char *db = ck_arena_printf(arena, "%s/dice.db", dir);
+  const char *db = ck_arena_printf(arena, "sqlite:%s/data/dice.db", dir);
   const char *argv[] = {EXAMPLES_BIN "/tool_agent", "0", db, NULL};
   const char *env[] = {
       ck_arena_printf(arena, "OPENAI_BASE_URL=http://127.0.0.1:%d/v1", ck_mock_model_port(mock)),
