@@ -3,7 +3,7 @@
  * It answers every message with a greeting streamed word by word, shows a progress line and,
  * when the user says "card", a widget. Threads live in SQLite.
  *
- *   build/examples/hello 8000 ./data/hello.db
+ *   build/examples/hello 8000 ./hello.db
  *   curl -N localhost:8000/chatkit -d '{"type":"threads.create","params":{"input":
  *     {"content":[{"type":"input_text","text":"card"}],"attachments":[],"inference_options":{}}}}'
  */

@@ -275,8 +275,9 @@ static void test_client_tool_round_trip(void **state) {
   ck_json *events = hc_stream(fx.a, fx.port, create_body("Where am I?"));
   assert_non_null(events);
   const char *tid = thread_of(events);
-  /* The turn ended with a pending client tool call; no title call yet (the title comes once
-   * there is an answer). */
+  /* The turn ended with a pending client tool call. The title call still ran (the mock's
+   * default script answered it): the run that the tool output resumes has no user message to
+   * name the thread after. */
   ck_json *done = hc_find_type(events, "thread.item.done", 2);
   ck_json *item = ck_json_object_get(done, "item");
   assert_string_equal(ck_json_object_get_str(item, "type"), "client_tool_call");
