@@ -58,6 +58,7 @@ static void on_close(uv_handle_t *h) {
   if (--c->handles_open > 0)
     return;
   ck__http_server_conn_gone(c->srv, c);
+  free(c->peer);
   free(c);
 }
 
@@ -300,22 +301,28 @@ static void dispatch(ck__http_conn *c) {
   }
   ck_arena *a = r->pub.arena;
   r->pub.id = ck_arena_printf(a, "%s-%llx", srv->id_prefix, (unsigned long long)++srv->seq);
-  struct sockaddr_storage ss;
-  int sl = (int)sizeof(ss);
-  char ip[64] = "";
-  int port = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-      uv_ip6_name(s6, ip, sizeof(ip));
-      port = ntohs(s6->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-      const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-      uv_ip4_name(s4, ip, sizeof(ip));
-      port = ntohs(s4->sin_port);
+  /* The peer does not change on a keep-alive connection: ask the kernel once. */
+  if (c->peer == NULL) {
+    struct sockaddr_storage ss;
+    int sl = (int)sizeof(ss);
+    char ip[64] = "";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+      if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(s6, ip, sizeof(ip));
+        port = ntohs(s6->sin6_port);
+      } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(s4, ip, sizeof(ip));
+        port = ntohs(s4->sin_port);
+      }
     }
+    char buf[96];
+    snprintf(buf, sizeof(buf), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    c->peer = strdup(buf);
   }
-  r->pub.peer = ck_arena_printf(a, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+  r->pub.peer = c->peer ? ck_arena_strdup(a, c->peer) : NULL;
   if (r->pub.id == NULL || r->pub.peer == NULL) {
     ck__http_req_unref(r);
     ck__http_conn_send_error(c, 503, "unavailable", "out of memory");

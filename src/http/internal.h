@@ -162,6 +162,7 @@ struct ck__http_conn {
   unsigned shut_done : 1; /* our shutdown completed: every queued byte was sent */
   unsigned in_process : 1;
   unsigned read_stopped : 1;
+  char *peer; /* "ip:port", looked up once at the first request (heap) */
 };
 
 /** Accepts a connection from the listener. */

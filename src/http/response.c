@@ -106,17 +106,54 @@ static int headers_ok(const ck_http_header *extra) {
 
 /* Builds the head. `clen` < 0 means no Content-Length. `conn_hdr` is 0 (none), 1 (close) or
  * 2 (keep-alive, for HTTP/1.0 clients). */
+/* Appends a non-negative integer in decimal (the head is built on every response, so no
+ * printf). */
+static int put_uint(ck_buf *h, unsigned long long v) {
+  char digits[24];
+  size_t i = sizeof(digits);
+  do {
+    digits[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  return ck_buf_append(h, digits + i, sizeof(digits) - i);
+}
+
+/* Appends "Name: value\r\n". */
+static int put_header(ck_buf *h, const char *name, const char *value) {
+  int rc = ck_buf_puts(h, name);
+  if (rc == CK_OK)
+    rc = ck_buf_append(h, ": ", 2);
+  if (rc == CK_OK)
+    rc = ck_buf_puts(h, value);
+  if (rc == CK_OK)
+    rc = ck_buf_append(h, "\r\n", 2);
+  return rc;
+}
+
 static int build_head(ck_buf *h, int status, const char *ctype, long long clen, int chunked,
                       int conn_hdr, const ck_http_header *extra) {
-  int rc = ck_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, ck_http_reason(status));
+  int rc = ck_buf_append(h, "HTTP/1.1 ", 9);
+  if (rc == CK_OK)
+    rc = put_uint(h, (unsigned long long)status);
+  if (rc == CK_OK)
+    rc = ck_buf_putc(h, ' ');
+  if (rc == CK_OK)
+    rc = ck_buf_puts(h, ck_http_reason(status));
+  if (rc == CK_OK)
+    rc = ck_buf_append(h, "\r\n", 2);
   if (rc == CK_OK && ctype != NULL)
-    rc = ck_buf_printf(h, "Content-Type: %s\r\n", ctype);
-  if (rc == CK_OK && clen >= 0)
-    rc = ck_buf_printf(h, "Content-Length: %lld\r\n", clen);
+    rc = put_header(h, "Content-Type", ctype);
+  if (rc == CK_OK && clen >= 0) {
+    rc = ck_buf_puts(h, "Content-Length: ");
+    if (rc == CK_OK)
+      rc = put_uint(h, (unsigned long long)clen);
+    if (rc == CK_OK)
+      rc = ck_buf_append(h, "\r\n", 2);
+  }
   if (rc == CK_OK && chunked)
     rc = ck_buf_puts(h, "Transfer-Encoding: chunked\r\n");
   for (const ck_http_header *x = extra; rc == CK_OK && x != NULL && x->name != NULL; x++)
-    rc = ck_buf_printf(h, "%s: %s\r\n", x->name, x->value);
+    rc = put_header(h, x->name, x->value);
   if (rc == CK_OK && conn_hdr == 1)
     rc = ck_buf_puts(h, "Connection: close\r\n");
   if (rc == CK_OK && conn_hdr == 2)

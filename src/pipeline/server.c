@@ -147,12 +147,28 @@ static ck_order param_order(const ck_request *req) {
   return (o != NULL && strcmp(o, "asc") == 0) ? CK_ORDER_ASC : CK_ORDER_DESC;
 }
 
+/* The first occurrence of `key` (which starts with ',') in `text`. Canonical records have few
+ * commas outside their long string values, so hopping from comma to comma with memchr beats a
+ * general substring search on these short texts (listing 20 threads does it 20 times). */
+static const char *find_comma_key(const char *text, size_t len, const char *key, size_t klen) {
+  const char *p = text, *end = text + len;
+  while (p + klen <= end) {
+    p = memchr(p, ',', (size_t)(end - p));
+    if (p == NULL || p + klen > end)
+      return NULL;
+    if (memcmp(p, key, klen) == 0)
+      return p;
+    p++;
+  }
+  return NULL;
+}
+
 /* The type of a stored item given as canonical text. Canonical items start with three string
  * members (id, thread_id, created_at) and JSON strings cannot hold a raw quote, so the first
  * `,"type":"` is the item's own type. Returns NULL when the text is not shaped like that. */
 static const char *raw_item_type(const char *text, size_t len, size_t *tlen) {
   static const char key[] = ",\"type\":\"";
-  const char *p = memmem(text, len, key, sizeof(key) - 1);
+  const char *p = find_comma_key(text, len, key, sizeof(key) - 1);
   if (p == NULL)
     return NULL;
   p += sizeof(key) - 1;
@@ -247,7 +263,7 @@ static ck_json *raw_thread_for_wire(ck_arena *a, const ck_json *raw) {
   static const char tail[] = ",\"metadata\":{},\"items\":{\"data\":[],\"has_more\":false}}";
   size_t len = 0;
   const char *text = ck_json_raw_text(raw, &len);
-  const char *p = text ? memmem(text, len, key, sizeof(key) - 1) : NULL;
+  const char *p = text ? find_comma_key(text, len, key, sizeof(key) - 1) : NULL;
   if (p == NULL)
     return NULL;
   size_t head = (size_t)(p - text);

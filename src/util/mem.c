@@ -138,11 +138,15 @@ char *ck_arena_strdup(ck_arena *a, const char *s) {
 
 char *ck_arena_printf(ck_arena *a, const char *fmt, ...) {
   va_list ap;
+  char small[256];
+  /* Most results are short: format once into the stack and copy. */
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(small, sizeof(small), fmt, ap);
   va_end(ap);
   if (n < 0)
     return NULL;
+  if ((size_t)n < sizeof(small))
+    return ck_arena_strndup(a, small, (size_t)n);
   char *p = ck_arena_alloc(a, (size_t)n + 1);
   if (p == NULL)
     return NULL;
@@ -220,6 +224,28 @@ int ck_buf_putc(ck_buf *b, char c) {
 
 int ck_buf_vprintf(ck_buf *b, const char *fmt, va_list ap) {
   va_list cp;
+  /* Formatting twice (measure, then write) doubles the cost of every log line and response
+   * head, so first try to write straight into the room already there. */
+  size_t max = b->max ? b->max : CK_BUF_DEFAULT_MAX;
+  if (b->cap > b->len + 1) {
+    size_t room = b->cap - b->len;
+    va_copy(cp, ap);
+    int n = vsnprintf(b->data + b->len, room, fmt, cp);
+    va_end(cp);
+    if (n < 0) {
+      b->data[b->len] = '\0';
+      return CK_EINVAL;
+    }
+    if ((size_t)n < room) {
+      if ((size_t)n > max || b->len > max - (size_t)n) {
+        b->data[b->len] = '\0'; /* over the cap: leave the buffer as it was */
+        return CK_ETOOBIG;
+      }
+      b->len += (size_t)n;
+      return CK_OK;
+    }
+    b->data[b->len] = '\0';
+  }
   va_copy(cp, ap);
   int n = vsnprintf(NULL, 0, fmt, cp);
   va_end(cp);
