@@ -234,6 +234,12 @@ int ck_json_object_del(ck_json *obj, const char *key);
 /** Convenience: the string value of member `key`, or NULL when absent or not a string. */
 const char *ck_json_object_get_str(const ck_json *obj, const char *key);
 
+/** A 64-bit fingerprint (FNV-1a) of the value: its types, keys in order, and contents. Trees
+ * that ck_json_write would write identically hash identically; any change to a value changes
+ * the hash except with negligible probability. Cheaper than serialising: no escaping, no
+ * buffer. */
+uint64_t ck_json_hash(const ck_json *v);
+
 /** The arena that owns `v` (for building values that will be attached to it). */
 ck_arena *ck_json_arena(const ck_json *v);
 

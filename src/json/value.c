@@ -558,3 +558,55 @@ int ck_json_object_del(ck_json *obj, const char *key) {
 const char *ck_json_object_get_str(const ck_json *obj, const char *key) {
   return ck_json_str_value(ck_json_object_get(obj, key));
 }
+
+/* ---- Fingerprints ---- */
+
+#define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME 1099511628211ull
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= b[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+static uint64_t hash_value(uint64_t h, const ck_json *v) {
+  unsigned char tag = v ? (unsigned char)v->type : (unsigned char)CK_JSON_NULL;
+  h = fnv(h, &tag, 1);
+  if (v == NULL)
+    return h;
+  switch (v->type) {
+  case CK_JSON_BOOL:
+    return fnv(h, &v->u.b, sizeof(v->u.b));
+  case CK_JSON_INT:
+    return fnv(h, v->u.num.digits, v->u.num.len);
+  case CK_JSON_FLOAT:
+    return fnv(h, &v->u.f, sizeof(v->u.f));
+  case CK_JSON_STRING:
+  case CK_JSON_RAW:
+    h = fnv(h, &v->u.str.len, sizeof(v->u.str.len));
+    return fnv(h, v->u.str.s, v->u.str.len);
+  case CK_JSON_ARRAY:
+    h = fnv(h, &v->u.arr.len, sizeof(v->u.arr.len));
+    for (size_t i = 0; i < v->u.arr.len; i++)
+      h = hash_value(h, v->u.arr.v[i]);
+    return h;
+  case CK_JSON_OBJECT:
+    h = fnv(h, &v->u.obj.len, sizeof(v->u.obj.len));
+    for (size_t i = 0; i < v->u.obj.len; i++) {
+      h = fnv(h, &v->u.obj.m[i].klen, sizeof(v->u.obj.m[i].klen));
+      h = fnv(h, v->u.obj.m[i].key, v->u.obj.m[i].klen);
+      h = hash_value(h, v->u.obj.m[i].val);
+    }
+    return h;
+  default:
+    return h;
+  }
+}
+
+uint64_t ck_json_hash(const ck_json *v) {
+  return hash_value(FNV_OFFSET, v);
+}

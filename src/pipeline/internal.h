@@ -76,11 +76,11 @@ struct ck_stream {
   ck_arena *arena;   /* lives as long as the stream */
   ck_arena *scratch; /* emptied after every emit */
   ck_request req;
-  ck_json *thread;  /* the live thread metadata the handler may change */
-  ck_buf snapshot;  /* the thread object as serialised at the last change check */
-  ck_buf canonical; /* its canonical form then (what was last saved or announced) */
-  ck_buf frame;     /* the SSE frame being built */
-  ck_sink sink;     /* copied: the caller's struct may be gone when an async stream drains */
+  ck_json *thread;      /* the live thread metadata the handler may change */
+  uint64_t thread_hash; /* fingerprint of the thread object at the last change check */
+  ck_buf canonical;     /* its canonical form then (what was last saved or announced) */
+  ck_buf frame;         /* the SSE frame being built */
+  ck_sink sink;         /* copied: the caller's struct may be gone when an async stream drains */
   atomic_bool cancelled;
   size_t sent;
   ck_error_info error;

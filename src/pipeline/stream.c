@@ -82,7 +82,6 @@ void ck_stream_free(ck_stream *s) {
   pthread_cond_destroy(&s->wake);
   for (struct ck_assistant *m = s->messages; m != NULL; m = m->next)
     ck_buf_free(&m->text);
-  ck_buf_free(&s->snapshot);
   ck_buf_free(&s->canonical);
   ck_buf_free(&s->frame);
   ck_arena_free(s->scratch);
@@ -124,9 +123,9 @@ static int canonical_thread(ck_stream *s, ck_arena *a, ck_json **out) {
 
 int ck__stream_snapshot(ck_stream *s) {
   ck_json *canon = NULL;
-  ck_buf_reset(&s->snapshot);
   ck_buf_reset(&s->canonical);
-  int rc = ck_json_write(&s->snapshot, s->thread);
+  s->thread_hash = ck_json_hash(s->thread);
+  int rc = CK_OK;
   if (rc == CK_OK)
     rc = canonical_thread(s, s->scratch, &canon);
   if (rc == CK_OK)
@@ -137,26 +136,24 @@ int ck__stream_snapshot(ck_stream *s) {
 /* protocol.md §6.2 step 4: after an event (and once at the end), a changed thread is saved and
  * announced with thread.updated. */
 int ck__stream_check_thread(ck_stream *s) {
-  ck_buf raw, text;
+  ck_buf text;
   ck_json *canon = NULL;
-  ck_buf_init(&raw, 0);
   ck_buf_init(&text, 0);
-  int rc = ck_json_write(&raw, s->thread);
-  if (rc != CK_OK)
+  int rc = CK_OK;
+  /* This runs after every event: a fingerprint of the handler's object settles the common
+   * case (nothing changed) without writing anything. */
+  uint64_t h = ck_json_hash(s->thread);
+  if (h == s->thread_hash)
     goto done;
-  if (raw.len == s->snapshot.len && memcmp(raw.data, s->snapshot.data, raw.len) == 0)
-    goto done;
+  s->thread_hash = h;
   rc = canonical_thread(s, s->scratch, &canon);
   if (rc == CK_OK)
     rc = ck_json_write(&text, canon);
   if (rc != CK_OK)
     goto done;
-  ck_buf tmp = s->snapshot;
-  s->snapshot = raw;
-  raw = tmp;
   if (text.len == s->canonical.len && memcmp(text.data, s->canonical.data, text.len) == 0)
     goto done;
-  tmp = s->canonical;
+  ck_buf tmp = s->canonical;
   s->canonical = text;
   text = tmp;
   rc = s->srv->store->vt->save_thread(s->srv->store, canon, s->ctx);
@@ -172,7 +169,6 @@ int ck__stream_check_thread(ck_stream *s) {
   }
   rc = ck__stream_send(s, ev);
 done:
-  ck_buf_free(&raw);
   ck_buf_free(&text);
   return rc;
 }

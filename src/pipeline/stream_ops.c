@@ -62,7 +62,6 @@ int ck_server_process(ck_server *srv, const char *body, size_t len, const ck_ctx
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
-    ck_buf_init(&s->snapshot, 0);
     ck_buf_init(&s->canonical, 0);
     ck_buf_init(&s->frame, 0);
     out->stream = s;

@@ -214,11 +214,42 @@ static void test_equal(void **state) {
   ck_arena_free(a);
 }
 
+/* The fingerprint the pipeline uses to notice thread changes: equal trees hash equal, and any
+ * edit a handler may make (a title, a nested status, a key's order) changes it. */
+static void test_hash(void **state) {
+  ck_arena *a = ck_arena_new(0);
+  const char *text = "{\"title\":\"T\",\"id\":\"t\",\"status\":{\"type\":\"active\"},"
+                     "\"metadata\":{\"n\":1.5,\"k\":[1,null,true]}}";
+  ck_json *x = NULL, *y = NULL;
+  assert_int_equal(ck_json_parse(a, text, strlen(text), 0, &x, NULL), CK_OK);
+  assert_int_equal(ck_json_parse(a, text, strlen(text), 0, &y, NULL), CK_OK);
+  assert_true(ck_json_hash(x) == ck_json_hash(y));
+  assert_true(ck_json_hash(ck_json_copy(a, x)) == ck_json_hash(x));
+  uint64_t h = ck_json_hash(x);
+  ck_json_object_set(y, "title", ck_json_str(a, "U"));
+  assert_true(ck_json_hash(y) != h);
+  ck_json_object_set(y, "title", ck_json_str(a, "T"));
+  assert_true(ck_json_hash(y) == h);
+  ck_json_object_set(ck_json_object_get(y, "status"), "type", ck_json_str(a, "locked"));
+  assert_true(ck_json_hash(y) != h);
+  /* Same members in another order write differently, so they hash differently. */
+  ck_json *p = ck_json_object(a), *q = ck_json_object(a);
+  ck_json_object_set(p, "a", ck_json_int(a, 1));
+  ck_json_object_set(p, "b", ck_json_int(a, 2));
+  ck_json_object_set(q, "b", ck_json_int(a, 2));
+  ck_json_object_set(q, "a", ck_json_int(a, 1));
+  assert_true(ck_json_hash(p) != ck_json_hash(q));
+  /* A string and the same text as a key, or 1 and 1.0, are different values. */
+  assert_true(ck_json_hash(ck_json_int(a, 1)) != ck_json_hash(ck_json_float(a, 1.0)));
+  assert_true(ck_json_hash(ck_json_str(a, "1")) != ck_json_hash(ck_json_int(a, 1)));
+  ck_arena_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_constructors), cmocka_unit_test(test_arrays),
       cmocka_unit_test(test_objects),      cmocka_unit_test(test_copy),
-      cmocka_unit_test(test_equal),
+      cmocka_unit_test(test_equal),        cmocka_unit_test(test_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
