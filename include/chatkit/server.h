@@ -269,8 +269,18 @@ int ck_stream_sleep(ck_stream *s, int ms);
 
 /** The thread being worked on: its metadata object, mutable. Changes (title, status, metadata,
  * allowed_image_domains) are noticed after the next emitted event and saved, followed by a
- * thread.updated event, as in the reference. */
+ * thread.updated event, as in the reference. Once a handler has this pointer it may change the
+ * object at any time, so from then on the pipeline checks the thread after every event; to
+ * only read it, use ck_stream_thread_view, and to change a field, ck_stream_set_thread. */
 ck_json *ck_stream_thread(ck_stream *s);
+
+/** The thread being worked on, read-only (costs nothing per event). */
+const ck_json *ck_stream_thread_view(const ck_stream *s);
+
+/** Sets the thread's field `key` ("title", "status", "metadata", "allowed_image_domains") to
+ * `value` (copied); NULL removes it. Noticed after the next event like any change. Returns
+ * CK_OK or CK_ENOMEM. */
+int ck_stream_set_thread(ck_stream *s, const char *key, const ck_json *value);
 
 /** The request context. */
 const ck_ctx *ck_stream_ctx(const ck_stream *s);

@@ -111,7 +111,7 @@ static void token(const reply *r, size_t k, const char **p, size_t *n) {
 
 /* Names an untitled thread after the start of its first message. */
 static int maybe_title(ck_stream *s, const ck_json *msg) {
-  ck_json *thread = ck_stream_thread(s);
+  const ck_json *thread = ck_stream_thread_view(s);
   if (msg == NULL || ck_json_object_get(thread, "title") != NULL)
     return CK_OK;
   ck_buf t;
@@ -122,8 +122,8 @@ static int maybe_title(ck_stream *s, const ck_json *msg) {
     n--;
   int rc = CK_OK;
   if (n > 0) {
-    ck_json *title = ck_json_strn(ck_stream_arena(s), t.data, n);
-    rc = title ? ck_json_object_set(thread, "title", title) : CK_ENOMEM;
+    ck_json *title = ck_json_strn(ck_stream_scratch(s), t.data, n);
+    rc = title ? ck_stream_set_thread(s, "title", title) : CK_ENOMEM;
   }
   ck_buf_free(&t);
   return rc;
@@ -255,7 +255,7 @@ static int respond_async(ck_demo *d, ck_stream *s, reply *r) {
   p->r = *r; /* takes the reply text */
   p->id = ck_stream_new_id(s, "message");
   p->created_at = p->id ? ck_stream_now(s) : NULL;
-  p->thread_id = ck_json_object_get_str(ck_stream_thread(s), "id");
+  p->thread_id = ck_json_object_get_str(ck_stream_thread_view(s), "id");
   atomic_init(&p->stop, false);
   if (p->a == NULL || p->created_at == NULL) {
     ck_arena_free(p->a);

@@ -756,7 +756,7 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
     run_release(r);
     return CK_ENOMEM;
   }
-  const ck_json *thread = ck_stream_thread(s);
+  const ck_json *thread = ck_stream_thread_view(s);
   r->thread_id = ck_arena_strdup(r->arena, ck_json_object_get_str(thread, "id"));
 
   /* The history, oldest first: the newest items that the budget allows. */

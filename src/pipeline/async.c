@@ -247,6 +247,7 @@ int ck_stream_drain(ck_stream *s) {
        * announced by the check like any handler change. */
       ck_json *v = ck_json_copy(s->arena, ev);
       rc = v ? ck_json_object_set(s->thread, q->set_key, v) : CK_ENOMEM;
+      s->thread_dirty = true;
       if (rc == CK_OK)
         rc = ck__stream_check_thread(s);
     } else if (rc == CK_OK && q->canonical)

@@ -78,6 +78,8 @@ struct ck_stream {
   ck_request req;
   ck_json *thread;      /* the live thread metadata the handler may change */
   uint64_t thread_hash; /* fingerprint of the thread object at the last change check */
+  bool thread_exposed;  /* a handler holds the mutable thread (ck_stream_thread) */
+  bool thread_dirty;    /* changed through ck_stream_set_thread or a queued change */
   ck_buf canonical;     /* its canonical form then (what was last saved or announced) */
   ck_buf frame;         /* the SSE frame being built */
   ck_sink sink;         /* copied: the caller's struct may be gone when an async stream drains */

@@ -12,7 +12,22 @@
 #define FRAME_PREFIX_LEN 6
 
 ck_json *ck_stream_thread(ck_stream *s) {
+  s->thread_exposed = true; /* the handler may now change it behind our back */
   return s->thread;
+}
+
+const ck_json *ck_stream_thread_view(const ck_stream *s) {
+  return s->thread;
+}
+
+int ck_stream_set_thread(ck_stream *s, const char *key, const ck_json *value) {
+  s->thread_dirty = true;
+  if (value == NULL) {
+    ck_json_object_del(s->thread, key);
+    return CK_OK;
+  }
+  ck_json *v = ck_json_copy(s->arena, value);
+  return v ? ck_json_object_set(s->thread, key, v) : CK_ENOMEM;
 }
 
 const ck_ctx *ck_stream_ctx(const ck_stream *s) {
@@ -140,8 +155,11 @@ int ck__stream_check_thread(ck_stream *s) {
   ck_json *canon = NULL;
   ck_buf_init(&text, 0);
   int rc = CK_OK;
-  /* This runs after every event: a fingerprint of the handler's object settles the common
-   * case (nothing changed) without writing anything. */
+  /* This runs after every event. A thread nobody could have touched needs no look; otherwise a
+   * fingerprint of the object settles the common case (nothing changed) without writing. */
+  if (!s->thread_exposed && !s->thread_dirty)
+    goto done;
+  s->thread_dirty = false;
   uint64_t h = ck_json_hash(s->thread);
   if (h == s->thread_hash)
     goto done;

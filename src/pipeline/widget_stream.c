@@ -11,7 +11,7 @@ static ck_json *widget_item(ck_arena *a, const ck_widget_stream *ws, const ck_js
   ck_json *it = ck_json_object(a);
   if (it == NULL)
     return NULL;
-  const char *tid = ck_json_object_get_str(ck_stream_thread(ws->s), "id");
+  const char *tid = ck_json_object_get_str(ck_stream_thread_view(ws->s), "id");
   if (ck_json_object_set(it, "id", ck_json_str(a, ws->id)) ||
       ck_json_object_set(it, "thread_id", ck_json_str(a, tid)) ||
       ck_json_object_set(it, "created_at", ck_json_str(a, ws->created_at)) ||
