@@ -289,7 +289,8 @@ const ck_ctx *ck_stream_ctx(const ck_stream *s);
 ck_server *ck_stream_server(ck_stream *s);
 
 /** A scratch arena for building events. It is emptied after every emit, so values built from
- * it must not be used after the ck_emit that sent them. */
+ * it must not be used after the ck_emit that sent them. Blocking handlers only: while an
+ * asynchronous stream waits for its producer the arena is released (NULL). */
 ck_arena *ck_stream_scratch(ck_stream *s);
 
 /** An arena that lives as long as the stream. */

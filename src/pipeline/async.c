@@ -218,6 +218,8 @@ int ck_stream_drain(ck_stream *s) {
        * on the next event, so it need not hold memory meanwhile. It is freed while this drain
        * still owns the pipeline (before `draining` is cleared). */
       ck_buf_free(&s->frame);
+      ck_arena_free(s->scratch); /* likewise: recreated when the next event arrives */
+      s->scratch = NULL;
       s->draining = false;
       pthread_mutex_unlock(&s->mu);
       return CK_PENDING;
@@ -226,6 +228,17 @@ int ck_stream_drain(ck_stream *s) {
     if (s->qhead == NULL)
       s->qtail = NULL;
     pthread_mutex_unlock(&s->mu);
+    if (s->scratch == NULL && (s->scratch = ck_arena_new(1024)) == NULL) {
+      bool end = q->end;
+      queued_free(q); /* out of memory: the producer is stopped like after a failed emit */
+      if (end) {
+        s->async = false;
+        return ck__set_error(&s->error, CK_ENOMEM, "out of memory");
+      }
+      s->async_error = CK_ENOMEM;
+      stop_producer(s);
+      continue;
+    }
 
     if (q->end) {
       int rc = s->async_error != CK_OK ? s->async_error : q->rc;
