@@ -90,8 +90,8 @@ typedef struct conn {
   /* agents mode: the current "data:" line (in hdr, unused once the headers are parsed) */
   size_t line_len;
   bool in_data;
-  int deltas;              /* stamped deltas seen on this stream */
-  uint64_t last_stamp_us;  /* the model's send time of the previous one */
+  int deltas;             /* stamped deltas seen on this stream */
+  uint64_t last_stamp_us; /* the model's send time of the previous one */
 } conn;
 
 typedef struct samples {
@@ -113,8 +113,8 @@ typedef struct run {
   samples lat, first_byte, first_event;
   int open_streams;
   /* agents mode */
-  uint64_t t_recv;             /* when the bytes being parsed were read */
-  samples added, model_late;   /* per delta: arrival - stamp; gap since the last one - G */
+  uint64_t t_recv;           /* when the bytes being parsed were read */
+  samples added, model_late; /* per delta: arrival - stamp; gap since the last one - G */
   size_t deltas, done_streams;
   int streaming, max_streaming; /* streams between their first delta and their end */
   int answering, max_answering; /* streams between their first response byte and their end */
@@ -831,15 +831,16 @@ static int run_agents(const opts *o) {
   double secs = (double)(t_done - t0) / 1e9;
   printf("mode=agents streams=%d opened_in_ms=%.1f completed=%zu unfinished=%zu errors=%zu "
          "non2xx=%zu connect_errors=%zu deltas=%zu max_open=%d max_streaming=%d seconds=%.2f "
-         "deltas_per_s=%.1f loadgen_cpu_ms=%.0f added_p50_ms=%.3f added_p99_ms=%.3f added_p999_ms=%.3f "
+         "deltas_per_s=%.1f loadgen_cpu_ms=%.0f added_p50_ms=%.3f added_p99_ms=%.3f "
+         "added_p999_ms=%.3f "
          "added_max_ms=%.3f model_late_p50_ms=%.3f model_late_p99_ms=%.3f "
          "first_event_p50_ms=%.3f first_event_p99_ms=%.3f\n",
          o->streams, (double)(t_opened - t0) / 1e6, r.done_streams, short_streams, r.errors,
          r.non2xx, connect_errors, r.deltas, r.max_answering, r.max_streaming, secs,
-         (double)r.deltas / secs, self_cpu_ms(), quantile_ms(&r.added, 0.50), quantile_ms(&r.added, 0.99), quantile_ms(&r.added, 0.999),
-         quantile_ms(&r.added, 1.0), quantile_ms(&r.model_late, 0.50),
-         quantile_ms(&r.model_late, 0.99), quantile_ms(&r.first_event, 0.50),
-         quantile_ms(&r.first_event, 0.99));
+         (double)r.deltas / secs, self_cpu_ms(), quantile_ms(&r.added, 0.50),
+         quantile_ms(&r.added, 0.99), quantile_ms(&r.added, 0.999), quantile_ms(&r.added, 1.0),
+         quantile_ms(&r.model_late, 0.50), quantile_ms(&r.model_late, 0.99),
+         quantile_ms(&r.first_event, 0.50), quantile_ms(&r.first_event, 0.99));
   fflush(stdout);
   for (int i = 0; i < r.nconns; i++)
     conn_close(&r, &r.c[i]);
