@@ -3,6 +3,7 @@
  *   bench_loadgen json    --port P --body JSON [--connections N] [--duration S] [--warmup S]
  *   bench_loadgen sse     --port P --body JSON [--connections N] [--duration S] [--warmup S]
  *   bench_loadgen ttfb    --port P --body JSON [--streams K] [--timeout S] [--hold S]
+ *   bench_loadgen agents  --port P --body JSON [--streams K] [--timeout S] [--gap-ms G]
  *   bench_loadgen startup [--runs R] [--timeout S] -- COMMAND ARGS...
  *
  * json:    N keep-alive connections POST the body back to back for S seconds; prints req/s and
@@ -14,6 +15,14 @@
  *          --hold it then keeps the streams open (reading and discarding) for up to S seconds or
  *          until SIGTERM/SIGINT, after printing "holding open=N", so a caller can read the
  *          server's memory while they are open.
+ * agents:  opens K connections at once, each POSTs the body once and reads its stream to the
+ *          end. Text deltas whose text starts with "@" and 16 digits carry the time the model
+ *          sent them (CLOCK_MONOTONIC microseconds, from the mock model's "stamp" script
+ *          member); for each, the time the delta reached us minus that stamp is the latency the
+ *          server added. Also prints how much longer than G ms the model itself took between
+ *          two deltas of a stream (its own lateness: timer slack and CPU starvation), the most
+ *          streams answering (first response byte to end) and streaming (first delta to end)
+ *          at once, the deltas per second, and this program's own CPU time.
  * startup: runs COMMAND R times; each time measures exec -> the "listening on http://H:P" line
  *          on its stdout and exec -> the first 200 from GET /health, reads the child's VmRSS,
  *          then stops it with SIGTERM. Prints the median and the minimum of each.
@@ -33,6 +42,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,7 +54,7 @@
 /* Latency samples kept; past this the run is long enough that the tail is well sampled. */
 #define MAX_SAMPLES (8u << 20)
 
-typedef enum mode { M_JSON, M_SSE, M_TTFB, M_STARTUP } mode;
+typedef enum mode { M_JSON, M_SSE, M_TTFB, M_AGENTS, M_STARTUP } mode;
 
 typedef struct opts {
   mode m;
@@ -54,6 +64,7 @@ typedef struct opts {
   int conns;
   int streams;
   double duration, warmup, timeout, hold;
+  double gap_ms;
   int runs;
   char **cmd;
 } opts;
@@ -76,6 +87,11 @@ typedef struct conn {
   int sse_match;   /* bytes of "data:" matched at the start of this line; -1 once it cannot */
   size_t events;   /* SSE events in the current response */
   uint64_t t_start, t_first_byte, t_first_event;
+  /* agents mode: the current "data:" line (in hdr, unused once the headers are parsed) */
+  size_t line_len;
+  bool in_data;
+  int deltas;             /* stamped deltas seen on this stream */
+  uint64_t last_stamp_us; /* the model's send time of the previous one */
 } conn;
 
 typedef struct samples {
@@ -96,6 +112,12 @@ typedef struct run {
   size_t completed, events, errors, non2xx, reconnects;
   samples lat, first_byte, first_event;
   int open_streams;
+  /* agents mode */
+  uint64_t t_recv;           /* when the bytes being parsed were read */
+  samples added, model_late; /* per delta: arrival - stamp; gap since the last one - G */
+  size_t deltas, done_streams;
+  int streaming, max_streaming; /* streams between their first delta and their end */
+  int answering, max_answering; /* streams between their first response byte and their end */
 } run;
 
 static volatile sig_atomic_t g_stop;
@@ -168,6 +190,10 @@ static void conn_reset_response(conn *c) {
   c->sse_match = 0;
   c->events = 0;
   c->t_first_byte = c->t_first_event = 0;
+  c->line_len = 0;
+  c->in_data = false;
+  c->deltas = 0;
+  c->last_stamp_us = 0;
 }
 
 static int conn_open(run *r, conn *c) {
@@ -234,11 +260,51 @@ static void conn_start_request(run *r, conn *c) {
   }
 }
 
+/* Reads the stamp of a text delta from one complete "data:" line (agents mode): the delta
+ * text starts with "@" and 16 digits, the model's send time in microseconds. */
+static void delta_line(run *r, conn *c, const char *line, size_t len) {
+  static const char key[] = "\"delta\":\"@";
+  const char *p = memmem(line, len, key, sizeof(key) - 1);
+  if (p == NULL)
+    return;
+  p += sizeof(key) - 1;
+  if ((size_t)(line + len - p) < 16)
+    return;
+  uint64_t stamp = 0;
+  for (int i = 0; i < 16; i++) {
+    if (p[i] < '0' || p[i] > '9')
+      return;
+    stamp = stamp * 10 + (uint64_t)(p[i] - '0');
+  }
+  uint64_t now_us = r->t_recv / 1000;
+  sample_add(&r->added, now_us > stamp ? (now_us - stamp) * 1000 : 0);
+  if (c->deltas == 0) {
+    if (++r->streaming > r->max_streaming)
+      r->max_streaming = r->streaming;
+  } else {
+    uint64_t due = c->last_stamp_us + (uint64_t)(r->o->gap_ms * 1000.0);
+    sample_add(&r->model_late, stamp > due ? (stamp - due) * 1000 : 0);
+  }
+  c->last_stamp_us = stamp;
+  c->deltas++;
+  r->deltas++;
+}
+
 /* Counts SSE "data:" lines in decoded body bytes. */
 static void sse_feed(run *r, conn *c, const char *p, size_t n) {
   static const char tag[] = "data:";
   for (size_t i = 0; i < n; i++) {
     char ch = p[i];
+    if (c->in_data) {
+      /* Agents mode: collect the data line (bounded by the buffer; longer lines are events
+       * this mode does not look into) and look at it when it ends. */
+      if (ch == '\n') {
+        delta_line(r, c, c->hdr, c->line_len);
+        c->in_data = false;
+      } else if (c->line_len < HDR_MAX) {
+        c->hdr[c->line_len++] = ch;
+      }
+    }
     if (ch == '\n') {
       c->sse_match = 0;
     } else if (c->sse_match >= 0) {
@@ -250,6 +316,10 @@ static void sse_feed(run *r, conn *c, const char *p, size_t n) {
             c->t_first_event = now_ns();
           if (r->measuring)
             r->events++;
+          if (r->o->m == M_AGENTS) {
+            c->in_data = true;
+            c->line_len = 0;
+          }
         }
       } else {
         c->sse_match = -1;
@@ -414,7 +484,15 @@ static void on_response_end(run *r, conn *c, bool ok) {
   } else if (!ok && r->measuring) {
     r->errors++;
   }
-  if (r->o->m == M_TTFB) {
+  if (r->o->m == M_AGENTS) {
+    if (c->deltas > 0)
+      r->streaming--;
+    if (c->t_first_byte != 0)
+      r->answering--;
+    if (ok && c->status / 100 == 2)
+      r->done_streams++;
+  }
+  if (r->o->m == M_TTFB || r->o->m == M_AGENTS) {
     if (c->fd >= 0)
       r->open_streams--;
     conn_close(r, c);
@@ -448,7 +526,8 @@ static void conn_readable(run *r, conn *c) {
     if (n == 0) {
       /* End of file: a clean end only for a body delimited by the close. */
       bool ok = c->st == C_BODY && c->until_close;
-      if (c->st == C_HEADERS && c->hdr_len == 0 && c->t_first_byte == 0 && r->o->m != M_TTFB) {
+      if (c->st == C_HEADERS && c->hdr_len == 0 && c->t_first_byte == 0 && r->o->m != M_TTFB &&
+          r->o->m != M_AGENTS) {
         /* The server closed an idle keep-alive connection before our request: reconnect. */
         conn_close(r, c);
         if (now_ns() < r->t_end && !g_stop && conn_open(r, c) != 0)
@@ -459,8 +538,12 @@ static void conn_readable(run *r, conn *c) {
       on_response_end(r, c, ok);
       return;
     }
-    if (c->t_first_byte == 0)
-      c->t_first_byte = now_ns();
+    r->t_recv = now_ns();
+    if (c->t_first_byte == 0) {
+      c->t_first_byte = r->t_recv;
+      if (++r->answering > r->max_answering)
+        r->max_answering = r->answering;
+    }
     size_t off = 0;
     while (off < (size_t)n && c->fd >= 0) {
       if (c->st == C_HEADERS || c->st == C_WRITING) {
@@ -505,7 +588,7 @@ static void conn_readable(run *r, conn *c) {
         }
       } else {
         /* Bytes after the end of a response we did not ask for: drop the connection. */
-        if (r->o->m == M_TTFB)
+        if (r->o->m == M_TTFB || r->o->m == M_AGENTS)
           return;
         on_response_end(r, c, false);
         return;
@@ -543,7 +626,7 @@ static void loop_until(run *r, uint64_t until, bool (*done)(run *)) {
     uint64_t t = now_ns();
     if (t >= until || g_stop || (done && done(r)))
       return;
-    if (r->o->m != M_TTFB && !r->measuring && t >= r->t_window) {
+    if (r->o->m != M_TTFB && r->o->m != M_AGENTS && !r->measuring && t >= r->t_window) {
       /* The warm-up is over: start counting from a clean slate. */
       r->measuring = true;
       r->completed = r->events = r->errors = r->non2xx = r->reconnects = 0;
@@ -693,6 +776,81 @@ static int run_ttfb(const opts *o) {
   free(r.req);
   close(r.ep);
   return got > 0 ? 0 : 1;
+}
+
+/* CPU time (user + system) this process used so far, in milliseconds. */
+static double self_cpu_ms(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static bool all_done(run *r) {
+  return r->open_streams == 0;
+}
+
+static int run_agents(const opts *o) {
+  run r;
+  memset(&r, 0, sizeof(r));
+  r.o = o;
+  r.ep = epoll_create1(EPOLL_CLOEXEC);
+  r.nconns = o->streams;
+  r.c = calloc((size_t)r.nconns, sizeof(conn));
+  if (r.ep < 0 || r.c == NULL || build_request(&r) != 0) {
+    fprintf(stderr, "bench_loadgen: out of resources\n");
+    return 1;
+  }
+  r.measuring = true;
+  uint64_t t0 = now_ns();
+  r.t_window = t0;
+  r.t_end = t0 + (uint64_t)(o->timeout * 1e9);
+  size_t connect_errors = 0;
+  for (int i = 0; i < r.nconns; i++) {
+    r.c[i].fd = -1;
+    if (conn_open(&r, &r.c[i]) != 0) {
+      connect_errors++;
+      r.c[i].st = C_DONE;
+    } else {
+      r.open_streams++;
+    }
+  }
+  uint64_t t_opened = now_ns();
+  loop_until(&r, r.t_end, all_done);
+  uint64_t t_done = now_ns();
+  size_t short_streams = 0;
+  for (int i = 0; i < r.nconns; i++) {
+    conn *c = &r.c[i];
+    if (c->t_first_event)
+      sample_add(&r.first_event, c->t_first_event - c->t_start);
+  }
+  for (int i = 0; i < r.nconns; i++)
+    if (r.c[i].fd >= 0)
+      short_streams++; /* still open at the timeout */
+  double secs = (double)(t_done - t0) / 1e9;
+  printf("mode=agents streams=%d opened_in_ms=%.1f completed=%zu unfinished=%zu errors=%zu "
+         "non2xx=%zu connect_errors=%zu deltas=%zu max_open=%d max_streaming=%d seconds=%.2f "
+         "deltas_per_s=%.1f loadgen_cpu_ms=%.0f added_p50_ms=%.3f added_p99_ms=%.3f "
+         "added_p999_ms=%.3f "
+         "added_max_ms=%.3f model_late_p50_ms=%.3f model_late_p99_ms=%.3f "
+         "first_event_p50_ms=%.3f first_event_p99_ms=%.3f\n",
+         o->streams, (double)(t_opened - t0) / 1e6, r.done_streams, short_streams, r.errors,
+         r.non2xx, connect_errors, r.deltas, r.max_answering, r.max_streaming, secs,
+         (double)r.deltas / secs, self_cpu_ms(), quantile_ms(&r.added, 0.50),
+         quantile_ms(&r.added, 0.99), quantile_ms(&r.added, 0.999), quantile_ms(&r.added, 1.0),
+         quantile_ms(&r.model_late, 0.50), quantile_ms(&r.model_late, 0.99),
+         quantile_ms(&r.first_event, 0.50), quantile_ms(&r.first_event, 0.99));
+  fflush(stdout);
+  for (int i = 0; i < r.nconns; i++)
+    conn_close(&r, &r.c[i]);
+  free(r.added.v);
+  free(r.model_late.v);
+  free(r.first_event.v);
+  free(r.c);
+  free(r.req);
+  close(r.ep);
+  return r.done_streams > 0 ? 0 : 1;
 }
 
 /* ---- startup ---- */
@@ -847,6 +1005,8 @@ static void usage(void) {
                   "[--connections N] [--duration S] [--warmup S]\n"
                   "       bench_loadgen ttfb --port P --body JSON [--streams K] [--timeout S] "
                   "[--hold S]\n"
+                  "       bench_loadgen agents --port P --body JSON [--streams K] [--timeout S] "
+                  "[--gap-ms G]\n"
                   "       bench_loadgen startup [--runs R] [--timeout S] -- COMMAND ARGS...\n");
 }
 
@@ -867,6 +1027,7 @@ int main(int argc, char **argv) {
             .duration = 5,
             .timeout = 30,
             .runs = 10,
+            .gap_ms = 20,
             .port = -1};
   if (argc < 2) {
     usage();
@@ -879,6 +1040,8 @@ int main(int argc, char **argv) {
     o.m = M_SSE;
   else if (strcmp(m, "ttfb") == 0)
     o.m = M_TTFB;
+  else if (strcmp(m, "agents") == 0)
+    o.m = M_AGENTS;
   else if (strcmp(m, "startup") == 0)
     o.m = M_STARTUP;
   else {
@@ -916,6 +1079,8 @@ int main(int argc, char **argv) {
       o.timeout = d;
     else if (strcmp(a, "--hold") == 0 && (ok = num(v, 0, 3600, &d)))
       o.hold = d;
+    else if (strcmp(a, "--gap-ms") == 0 && (ok = num(v, 0, 60000, &d)))
+      o.gap_ms = d;
     else if (strcmp(a, "--runs") == 0 && (ok = num(v, 1, 64, &d)))
       o.runs = (int)d;
     else
@@ -942,5 +1107,7 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
+  if (o.m == M_AGENTS)
+    return run_agents(&o);
   return o.m == M_TTFB ? run_ttfb(&o) : run_rate(&o);
 }

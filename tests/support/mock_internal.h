@@ -35,6 +35,8 @@ struct mstream {
   const char *err_body;
   size_t err_len;
   ck_http_header *headers;
+  const char *stamp; /* placeholder replaced by the send time in each frame, or NULL */
+  size_t stamp_len;
   mstream *prev, *nextp;
 };
 

@@ -107,6 +107,28 @@ static void tcp_reset(mstream *s) {
   ck__http_conn_fail(r->conn, "mock reset");
 }
 
+/* Overwrites each occurrence of the script's "stamp" placeholder in `f` with the current
+ * CLOCK_MONOTONIC microseconds, so a client on the same machine can tell how long the frame
+ * took to reach it. The frame's bytes live in the request's arena and are written only once,
+ * so they may be changed in place. */
+static void stamp_frame(const mstream *s, frame *f) {
+  if (s->stamp == NULL || f->data == NULL || f->len < s->stamp_len)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  unsigned long long us =
+      (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
+  char *p = (char *)f->data, *end = p + f->len;
+  while ((p = memmem(p, (size_t)(end - p), s->stamp, s->stamp_len)) != NULL) {
+    unsigned long long v = us;
+    for (size_t i = s->stamp_len; i > 0; i--) {
+      p[i - 1] = (char)('0' + v % 10);
+      v /= 10;
+    }
+    p += s->stamp_len;
+  }
+}
+
 static void on_stream_timer(uv_timer_t *t) {
   mstream *s = t->data;
   if (!s->head_sent) {
@@ -136,6 +158,7 @@ static void on_stream_timer(uv_timer_t *t) {
     }
     if (f->action == F_END)
       break;
+    stamp_frame(s, f);
     size_t step = s->split ? s->split : f->len;
     for (size_t off = 0; off < f->len; off += step) {
       size_t n = f->len - off < step ? f->len - off : step;
@@ -248,6 +271,10 @@ static void handler(ck_http_request *req, void *ud) {
   }
   s->headers = script_headers(req->arena, ck_json_object_get(script, "headers"), !s->is_error);
   s->split = mock_step_size(script, "split", 0);
+  s->stamp = ck_json_object_get_str(script, "stamp");
+  s->stamp_len = s->stamp ? strlen(s->stamp) : 0;
+  if (s->stamp_len == 0)
+    s->stamp = NULL;
   const char *le = ck_json_object_get_str(script, "line_ending");
   render r = {.a = req->arena, .s = s, .eol = "\n"};
   r.eol = le && strcmp(le, "crlf") == 0 ? "\r\n" : le && strcmp(le, "cr") == 0 ? "\r" : "\n";

@@ -18,6 +18,10 @@
  *   "line_ending": "lf"      "lf", "crlf" or "cr" for every SSE line
  *   "split": 0               write every frame in pieces of this many bytes (separate chunks)
  *   "model": "..."           the model name put into chunks (default: the request's)
+ *   "stamp": "~~~~~~~~"      every occurrence of this placeholder in a frame is overwritten,
+ *                            just before the frame is written, with the send time: the
+ *                            CLOCK_MONOTONIC microseconds, zero-padded to the placeholder's
+ *                            length (for load tests measuring latency added downstream)
  *   "steps": [...]           the stream; each step is an object with one of:
  *     {"role": true}                         Chat: the first {"role":"assistant","content":""}
  *     {"text": "...", "chunk": 3, "gap_ms": 0, "id": "msg_1", "annotations": [...]}
