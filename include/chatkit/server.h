@@ -249,6 +249,13 @@ int ck_stream_push_canonical(ck_stream *s, const ck_json *event);
  * Thread-safe. */
 int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *value);
 
+/** Queues an assistant message text delta ({"type":"thread.item.updated","item_id":...,
+ * "update":{"type":"assistant_message.content_part.text_delta",...}}) without building JSON:
+ * the cheapest way to stream model tokens. `text` is `len` bytes of valid UTF-8.
+ * Thread-safe. */
+int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_index,
+                              const char *text, size_t len);
+
 /** Ends the asynchronous handler successfully. Thread-safe. */
 int ck_stream_push_end(ck_stream *s);
 

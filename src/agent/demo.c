@@ -197,9 +197,7 @@ static void on_tick(uv_timer_t *t) {
     const char *tok;
     size_t n;
     token(&p->r, p->k, &tok, &n);
-    ck_json *upd = ck_update_text_delta(a, 0, tok, n);
-    ck_json *ev = upd ? ck_event_item_updated(a, p->id, upd) : NULL;
-    rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
+    rc = ck_stream_push_text_delta(p->s, p->id, 0, tok, n);
     p->k++;
   }
   if (rc == CK_OK && p->k >= p->r.want) {

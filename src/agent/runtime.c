@@ -213,9 +213,8 @@ static void on_text(ck__run *r, const char *text, size_t len) {
   if (!r->msg_open)
     open_message(r, NULL);
   ck_buf_append(&r->msg_text, text, len);
-  ck_arena *a = r->scratch;
-  push(r, ck_event_item_updated(a, r->msg_id, ck_update_text_delta(a, 0, text, len)));
-  ck_arena_reset(a);
+  if (ck_stream_push_text_delta(r->s, r->msg_id, 0, text, len) == CK_ECANCELLED)
+    atomic_store(&r->cancelled, true);
 }
 
 /* Model annotations become ChatKit sources (protocol.md §9.2): url and file citations are

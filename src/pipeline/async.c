@@ -127,6 +127,24 @@ int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *valu
   return enqueue(s, q);
 }
 
+int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_index,
+                              const char *text, size_t len) {
+  size_t id_len = strlen(item_id);
+  ck__queued *q = malloc(sizeof(*q) + id_len + 1 + len + 1);
+  if (q == NULL)
+    return CK_ENOMEM;
+  memset(q, 0, sizeof(*q));
+  q->delta = true;
+  q->canonical = true;
+  q->content_index = content_index;
+  q->id_len = id_len;
+  q->len = len;
+  memcpy(q->json, item_id, id_len + 1);
+  memcpy(q->json + id_len + 1, text, len);
+  q->json[id_len + 1 + len] = '\0';
+  return enqueue(s, q);
+}
+
 int ck_stream_push(ck_stream *s, const ck_json *event) {
   return push_json(s, event, false);
 }
@@ -254,7 +272,16 @@ int ck_stream_drain(ck_stream *s) {
       continue;
     }
     ck_json *ev = NULL;
-    int rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
+    int rc = CK_OK;
+    if (q->delta) {
+      /* Built straight from the builders: no JSON text to parse for the most common event. */
+      ck_json *upd =
+          ck_update_text_delta(s->scratch, q->content_index, q->json + q->id_len + 1, q->len);
+      ev = upd ? ck_event_item_updated(s->scratch, q->json, upd) : NULL;
+      rc = ev ? CK_OK : CK_ENOMEM;
+    } else {
+      rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
+    }
     if (rc == CK_OK && q->set_key != NULL) {
       /* A thread change from the producer: applied here, on the pipeline's thread, and
        * announced by the check like any handler change. */

@@ -66,6 +66,11 @@ typedef struct ck__queued {
   char *set_key; /* not NULL: set this thread field to the JSON in `json` (heap) */
   int rc;
   bool canonical; /* built with the protocol builders: skip validation */
+  /* A text delta queued without JSON: `json` holds the item id (`id_len` bytes, then NUL)
+   * followed by the delta text (`len` bytes). */
+  bool delta;
+  int content_index;
+  size_t id_len;
   size_t len;
   char json[]; /* the event text (NUL-terminated) */
 } ck__queued;
