@@ -746,8 +746,8 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   r->s = s;
   r->agent = ag->default_agent;
   r->clock_now_us = wall_us;
-  r->arena = ck_arena_new(8192);
-  r->scratch = ck_arena_new(2048);
+  r->arena = ck_arena_new(2048);
+  r->scratch = ck_arena_new(1024);
   ck_buf_init(&r->msg_text, 0);
   ck_buf_init(&r->thought, 0);
   ck_buf_init(&r->title, 4096);
