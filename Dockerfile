@@ -52,4 +52,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
 # more than that (docker stop -t 15, or stop_grace_period in compose).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/chatkit-server"]
+# Listening on 0.0.0.0 requires choosing authentication: pass CHATKIT_AUTH=jwt with a key
+# (CHATKIT_JWT_SECRET, ...) or, for a trial, CHATKIT_AUTH=none.
 CMD ["--host", "0.0.0.0"]

@@ -43,7 +43,8 @@ static const char usage[] =
     "                       so after a crash [CHATKIT_STREAM_LEASE_MS] (default 60000, 0: off)\n"
     "  --demo-tokens N      tokens per demo-model reply (default: the reply's length)\n"
     "  --demo-delay-ms D    pause between demo-model tokens (default 30)\n"
-    "  --auth MODE          none | jwt [CHATKIT_AUTH] (default none: everyone is anonymous)\n"
+    "  --auth MODE          none | jwt [CHATKIT_AUTH] (default: none on a loopback address;\n"
+    "                       elsewhere it must be chosen)\n"
     "  --jwt-secret S       HS256 secret, at least 32 bytes [CHATKIT_JWT_SECRET]\n"
     "  --jwt-public-key F   PEM public key or certificate, RSA or EC P-256\n"
     "                       [CHATKIT_JWT_PUBLIC_KEY]\n"
@@ -314,7 +315,7 @@ static void defaults(app_config *cfg) {
   cfg->shutdown_grace_ms = 10000;
   cfg->stream_lease_ms = 60000;
   cfg->max_body_bytes = 1024 * 1024;
-  snprintf(cfg->auth, sizeof(cfg->auth), "none");
+  cfg->auth[0] = '\0'; /* unset: "none" on loopback, refused elsewhere (check_auth) */
   snprintf(cfg->jwt_user_claim, sizeof(cfg->jwt_user_claim), "sub");
   cfg->metrics = true;
   cfg->rate_limit_rpm = 120;
@@ -360,8 +361,26 @@ static const struct {
 
 /* Authentication settings must agree: jwt needs a key, and key settings without jwt would
  * silently leave the server open, so both are refused. */
-static int check_auth(const app_config *cfg) {
+/* Loopback addresses are a developer's machine; anything else may face the network. */
+static bool loopback_host(const char *host) {
+  return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+         strcmp(host, "localhost") == 0;
+}
+
+static int check_auth(app_config *cfg) {
   bool any_key = cfg->jwt_secret[0] || cfg->jwt_public_key[0] || cfg->jwt_jwks_url[0];
+  if (cfg->auth[0] == '\0') {
+    /* Nobody chose: a server reachable from the network must not silently accept anyone. */
+    if (!loopback_host(cfg->host)) {
+      fprintf(stderr,
+              "chatkit-server: refusing to serve %s without authentication: set --auth jwt with "
+              "a key (--jwt-secret, --jwt-public-key or --jwt-jwks-url), or --auth none to "
+              "accept anonymous requests on purpose\n",
+              cfg->host);
+      return 2;
+    }
+    snprintf(cfg->auth, sizeof(cfg->auth), "none");
+  }
   if (strcmp(cfg->auth, "jwt") == 0 && !any_key) {
     fprintf(stderr, "chatkit-server: --auth jwt needs a key source: --jwt-secret, "
                     "--jwt-public-key or --jwt-jwks-url\n");

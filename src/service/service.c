@@ -300,15 +300,18 @@ static bool inline_ok(ck_service *svc) {
          ck_server_handlers_nonblocking(svc->cfg.server);
 }
 
+static void flush_frames(exchange *ex);
+
 /* Called by the stream when an asynchronous handler queued events. When nothing blocks and the
  * producer is on the loop thread, the events are drained right here; results still reach the
  * connection through the mailbox, so the exchange is never freed under the producer's feet. */
 static void stream_notify(void *ud, ck_stream *s) {
   exchange *ex = ud;
   uv_thread_t self = uv_thread_self();
-  if (inline_ok(ex->svc) && uv_thread_equal(&self, &ex->svc->loop_thread))
+  if (inline_ok(ex->svc) && uv_thread_equal(&self, &ex->svc->loop_thread)) {
     job_drain(&ex->drain_job);
-  else
+    flush_frames(ex); /* on the loop already: write now rather than a loop turn later */
+  } else
     ck__pool_submit(ex->svc->pool, &ex->drain_job);
 }
 
@@ -494,17 +497,14 @@ static void complete(exchange *ex, int rc) {
   exchange_free(ex);
 }
 
-static void on_msg(ck__msg *msg) {
-  exchange *ex = (exchange *)((char *)msg - offsetof(exchange, msg));
+/* Loop side: writes the frames produced so far (one write for the batch). */
+static void flush_frames(exchange *ex) {
   ck_buf frames;
   pthread_mutex_lock(&ex->mu);
   frames = ex->out;
   ck_buf_init(&ex->out, 0);
   size_t nev = ex->out_events;
   ex->out_events = 0;
-  bool finished = ex->finished;
-  int rc = ex->final_rc;
-  ex->msg_posted = false;
   pthread_mutex_unlock(&ex->mu);
   if (frames.len > 0 && !atomic_load(&ex->aborted)) {
     if (!ex->headers_sent) {
@@ -524,6 +524,16 @@ static void on_msg(ck__msg *msg) {
     ck_metric_add(ex->svc->m_events, NULL, (double)nev);
   }
   ck_buf_free(&frames);
+}
+
+static void on_msg(ck__msg *msg) {
+  exchange *ex = (exchange *)((char *)msg - offsetof(exchange, msg));
+  pthread_mutex_lock(&ex->mu);
+  bool finished = ex->finished;
+  int rc = ex->final_rc;
+  ex->msg_posted = false;
+  pthread_mutex_unlock(&ex->mu);
+  flush_frames(ex);
   if (finished)
     complete(ex, rc);
 }
@@ -671,9 +681,13 @@ static void on_request(ck_http_request *req, void *ud) {
   }
   /* When neither the store nor the handlers block, the request is served on this thread; its
    * results still come back through the mailbox, on a later loop turn. */
-  if (kind == EX_CHATKIT && inline_ok(svc))
+  if (kind == EX_CHATKIT && inline_ok(svc)) {
     job_run(&ex->run_job);
-  else
+    /* The first bytes go out now: with many requests arriving together, waiting for the
+     * mailbox would hold every first byte until the whole batch was processed. The end of
+     * the exchange still goes through the mailbox, a loop turn later. */
+    flush_frames(ex);
+  } else
     ck__pool_submit(svc->pool, &ex->run_job);
 }
 

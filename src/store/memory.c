@@ -43,8 +43,8 @@ struct rec {
   rec_list *items; /* threads only: the thread's items */
 };
 
-/* A stream lease (see ck_store_vtable.acquire_stream). Leases are few (one per thread that is
- * streaming right now), so a list is enough. */
+/* A stream lease (see ck_store_vtable.acquire_stream): one per thread that is streaming right
+ * now, which under load is thousands, so they live in a hash table on the thread id. */
 typedef struct lease {
   struct lease *next;
   char *thread_id;
@@ -58,7 +58,8 @@ typedef struct mem_store {
   rec_list threads;
   rec_list attachments;
   uint64_t next_seq;
-  lease *leases;
+  lease **lbuckets; /* hash chains of leases; a power of two of them, or none yet */
+  size_t nlbuckets, nleases;
 } mem_store;
 
 /* A record picked for a page: copied to the caller's arena under the lock, parsed later. */
@@ -551,12 +552,39 @@ static void lease_free(lease *l) {
   free(l);
 }
 
-/* The link that points at the lease of `thread_id`, or at the terminating NULL. */
+/* The link that points at the lease of `thread_id`, or at the end of its chain; NULL before
+ * the table exists. */
 static lease **lease_find(mem_store *m, const char *thread_id) {
-  lease **pp = &m->leases;
+  if (m->nlbuckets == 0)
+    return NULL;
+  lease **pp = &m->lbuckets[hash_id(thread_id) & (m->nlbuckets - 1)];
   while (*pp != NULL && strcmp((*pp)->thread_id, thread_id) != 0)
     pp = &(*pp)->next;
   return pp;
+}
+
+/* Keeps chains short: doubles the table when there are as many leases as chains. */
+static int lease_table_grow(mem_store *m) {
+  if (m->nlbuckets != 0 && m->nleases < m->nlbuckets)
+    return CK_OK;
+  size_t nb = m->nlbuckets ? m->nlbuckets * 2 : 64;
+  lease **b = calloc(nb, sizeof(*b));
+  if (b == NULL)
+    return CK_ENOMEM;
+  for (size_t i = 0; i < m->nlbuckets; i++) {
+    lease *l = m->lbuckets[i];
+    while (l != NULL) {
+      lease *next = l->next;
+      size_t k = hash_id(l->thread_id) & (nb - 1);
+      l->next = b[k];
+      b[k] = l;
+      l = next;
+    }
+  }
+  free(m->lbuckets);
+  m->lbuckets = b;
+  m->nlbuckets = nb;
+  return CK_OK;
 }
 
 static int mem_acquire_stream(ck_store *s, const char *thread_id, const char *holder, int ttl_ms,
@@ -568,9 +596,12 @@ static int mem_acquire_stream(ck_store *s, const char *thread_id, const char *ho
   int rc = CK_OK;
   pthread_mutex_lock(&m->mu);
   int64_t now = monotonic_ms();
-  lease **pp = lease_find(m, thread_id);
-  lease *l = *pp;
-  if (l != NULL && l->expires_ms > now && strcmp(l->holder, holder) != 0) {
+  rc = lease_table_grow(m);
+  lease **pp = rc == CK_OK ? lease_find(m, thread_id) : NULL;
+  lease *l = pp ? *pp : NULL;
+  if (pp == NULL) {
+    rc = CK_ENOMEM;
+  } else if (l != NULL && l->expires_ms > now && strcmp(l->holder, holder) != 0) {
     rc = CK_ECONFLICT;
   } else if (l != NULL) {
     /* An expired lease is taken over, or the holder takes its own lease again. */
@@ -588,6 +619,7 @@ static int mem_acquire_stream(ck_store *s, const char *thread_id, const char *ho
         (l->holder = strdup(holder)) != NULL) {
       l->expires_ms = now + ttl_ms;
       *pp = l;
+      m->nleases++;
     } else {
       lease_free(l);
       rc = CK_ENOMEM;
@@ -605,10 +637,11 @@ static int mem_release_stream(ck_store *s, const char *thread_id, const char *ho
   mem_store *m = (mem_store *)s;
   pthread_mutex_lock(&m->mu);
   lease **pp = lease_find(m, thread_id);
-  lease *l = *pp;
+  lease *l = pp ? *pp : NULL;
   if (l != NULL && strcmp(l->holder, holder) == 0) {
     *pp = l->next;
     lease_free(l);
+    m->nleases--;
   }
   pthread_mutex_unlock(&m->mu);
   return CK_OK;
@@ -622,7 +655,8 @@ static int mem_renew_stream(ck_store *s, const char *thread_id, const char *hold
   mem_store *m = (mem_store *)s;
   int rc = CK_ECONFLICT;
   pthread_mutex_lock(&m->mu);
-  lease *l = *lease_find(m, thread_id);
+  lease **pp = lease_find(m, thread_id);
+  lease *l = pp ? *pp : NULL;
   if (l != NULL && strcmp(l->holder, holder) == 0) {
     l->expires_ms = monotonic_ms() + ttl_ms;
     rc = CK_OK;
@@ -633,11 +667,15 @@ static int mem_renew_stream(ck_store *s, const char *thread_id, const char *hold
 
 static void mem_destroy(ck_store *s) {
   mem_store *m = (mem_store *)s;
-  while (m->leases != NULL) {
-    lease *next = m->leases->next;
-    lease_free(m->leases);
-    m->leases = next;
+  for (size_t i = 0; i < m->nlbuckets; i++) {
+    lease *l = m->lbuckets[i];
+    while (l != NULL) {
+      lease *next = l->next;
+      lease_free(l);
+      l = next;
+    }
   }
+  free(m->lbuckets);
   list_clear(&m->threads);
   list_clear(&m->attachments);
   pthread_mutex_destroy(&m->mu);
