@@ -123,6 +123,9 @@ static void test_bad_values(void **state) {
   assert_bad(missing, NULL, "--port", "value");
   const char *stray[] = {"--store", "memory:", "stray", NULL};
   assert_bad(stray, NULL, "stray", NULL);
+  /* A server reachable from the network must choose authentication; loopback need not. */
+  const char *exposed[] = {"--store", "memory:", "--port", "0", "--host", "0.0.0.0", NULL};
+  assert_bad(exposed, NULL, "refusing to serve 0.0.0.0 without authentication", "--auth none");
   /* Bad values from the environment name the variable. */
   const char *none[] = {"--store", "memory:", NULL};
   const char *env[] = {"CHATKIT_PORT=twelve", NULL};
