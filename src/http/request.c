@@ -8,7 +8,7 @@
 
 /* The first arena block. It holds the request struct, the header array and the strings of a
  * typical request, and keeps a streaming connection near its 2 KiB budget. */
-#define REQ_ARENA_CHUNK 1024
+#define REQ_ARENA_CHUNK 512
 
 ck__http_req *ck__http_req_new(size_t max_body) {
   ck_arena *a = ck_arena_new(REQ_ARENA_CHUNK);
