@@ -87,6 +87,7 @@ static void test_config_errors_name_the_line(void **state) {
   buf[n] = '\0';
   if (f)
     fclose(f);
+  ck_proc_kill(&p); /* releases the stderr file */
   assert_non_null(strstr(buf, "bad.yaml:6: agents[0]: unknown tool \"nope\""));
 
   assert_int_equal(ck_write_file(dir, "bad2.yaml", "model:\n  name: x\n  colour: blue\n"), 0);
@@ -100,6 +101,7 @@ static void test_config_errors_name_the_line(void **state) {
   buf[n] = '\0';
   if (f)
     fclose(f);
+  ck_proc_kill(&p);
   assert_non_null(strstr(buf, "bad2.yaml:3: model: unknown key \"colour\""));
 }
 

@@ -273,6 +273,7 @@ int ck_proc_stop(ck_proc *p, int timeout_ms) {
   }
   if (rc != 0)
     print_stderr(p, "exited with a nonzero code");
+  ck_proc_kill(p); /* reaped already: this only releases the pipe and the stderr file */
   return rc;
 }
 

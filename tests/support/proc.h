@@ -50,12 +50,15 @@ int ck_proc_wait_listening(ck_proc *p, int timeout_ms);
 int ck_server_start(ck_proc *p, const char *cwd, const char *const *args, const char *const *env);
 
 /** Waits up to `timeout_ms` for the child to exit. Returns its exit code (128 + signal when
- * killed), or -1 if it is still running. */
+ * killed), or -1 if it is still running. Its stdout and stderr stay readable until
+ * ck_proc_kill releases them, which the caller must call (a stack ck_proc must be released
+ * before it goes out of scope, since the registry points at it). */
 int ck_proc_wait(ck_proc *p, int timeout_ms);
 
 /** Sends SIGTERM and waits up to `timeout_ms`. Returns the exit code; when the child does
  * not exit in time it is killed and -1 is returned. A nonzero result prints the child's
- * stderr, which is where sanitizer reports go. */
+ * stderr, which is where sanitizer reports go. Afterwards the child is released as by
+ * ck_proc_kill, so its stderr is no longer readable. */
 int ck_proc_stop(ck_proc *p, int timeout_ms);
 
 /** Reads the child's remaining stdout until EOF (or the timeout) into `buf` (NUL-terminated).
