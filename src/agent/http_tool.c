@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include "util/errbuf.h"
+
 /* The part of an error body the model sees: enough to explain, not enough to flood. */
 #define ERROR_BODY_BYTES 200
 
@@ -20,11 +22,6 @@ typedef struct http_tool {
   const char *const *headers; /* NULL-terminated copies */
   int timeout_ms;
 } http_tool;
-
-static void set_err(char *err, size_t errlen, const char *msg) {
-  if (err != NULL && errlen > 0)
-    snprintf(err, errlen, "%s", msg);
-}
 
 /* The length of the valid UTF-8 sequence at `s` (`n` bytes left), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
@@ -168,7 +165,7 @@ static int call_http_tool(void *ud, ck_tool_ctx *t, const ck_json *arguments) {
 int ck_http_tool_def(ck_arena *a, const ck_http_tool_config *cfg, ck_tool_def *out, char *err,
                      size_t errlen) {
   if (a == NULL || cfg == NULL || out == NULL) {
-    set_err(err, errlen, "no configuration");
+    ck__errs(err, errlen, "no configuration");
     return CK_EINVAL;
   }
   size_t nlen = cfg->name ? strlen(cfg->name) : 0;
@@ -177,12 +174,12 @@ int ck_http_tool_def(ck_arena *a, const ck_http_tool_config *cfg, ck_tool_def *o
                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                    "0123456789_-") == nlen;
   if (!name_ok) {
-    set_err(err, errlen, "a tool name is 1 to 64 characters of [a-zA-Z0-9_-]");
+    ck__errs(err, errlen, "a tool name is 1 to 64 characters of [a-zA-Z0-9_-]");
     return CK_EINVAL;
   }
   if (cfg->url == NULL ||
       (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0)) {
-    set_err(err, errlen, "an HTTP tool needs an http:// or https:// URL");
+    ck__errs(err, errlen, "an HTTP tool needs an http:// or https:// URL");
     return CK_EINVAL;
   }
   const char *method = cfg->method ? cfg->method : "POST";
@@ -192,13 +189,13 @@ int ck_http_tool_def(ck_arena *a, const ck_http_tool_config *cfg, ck_tool_def *o
     if (strcasecmp(method, methods[i]) == 0)
       m = methods[i];
   if (m == NULL) {
-    set_err(err, errlen, "an HTTP tool's method is POST, PUT, PATCH or DELETE");
+    ck__errs(err, errlen, "an HTTP tool's method is POST, PUT, PATCH or DELETE");
     return CK_EINVAL;
   }
   for (size_t i = 0; i < cfg->nheaders; i++) {
     const char *hd = cfg->headers[i];
     if (hd == NULL || strchr(hd, ':') == NULL || hd[0] == ':' || strpbrk(hd, "\r\n") != NULL) {
-      set_err(err, errlen, "an HTTP tool header must be one \"Name: value\" line");
+      ck__errs(err, errlen, "an HTTP tool header must be one \"Name: value\" line");
       return CK_EINVAL;
     }
   }
@@ -208,12 +205,12 @@ int ck_http_tool_def(ck_arena *a, const ck_http_tool_config *cfg, ck_tool_def *o
     if (ck_json_parse(a, cfg->parameters_json, strlen(cfg->parameters_json), 0, &schema, &jerr) !=
             CK_OK ||
         !ck_json_is_object(schema)) {
-      set_err(err, errlen, "an HTTP tool's parameters must be a JSON Schema object");
+      ck__errs(err, errlen, "an HTTP tool's parameters must be a JSON Schema object");
       return CK_EINVAL;
     }
   }
   if (ck_model_global_init() != CK_OK) {
-    set_err(err, errlen, "libcurl cannot be initialised");
+    ck__errs(err, errlen, "libcurl cannot be initialised");
     return CK_EIO;
   }
   http_tool *h = ck_arena_calloc(a, sizeof(*h));
@@ -238,6 +235,6 @@ int ck_http_tool_def(ck_arena *a, const ck_http_tool_config *cfg, ck_tool_def *o
     goto oom;
   return CK_OK;
 oom:
-  set_err(err, errlen, "out of memory");
+  ck__errs(err, errlen, "out of memory");
   return CK_ENOMEM;
 }

@@ -3,6 +3,7 @@
  * a server sends us. The transports are in mcp_stdio.c and mcp_http.c; the agent-tool glue is
  * in mcp_tools.c. */
 #include "agent/mcp_internal.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -18,11 +19,6 @@ int64_t ck__mcp_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void set_err(char *err, size_t errlen, const char *msg) {
-  if (err != NULL && errlen > 0)
-    snprintf(err, errlen, "%s", msg);
 }
 
 void ck__mcp_set_error(ck_mcp *m, const char *msg) {
@@ -127,7 +123,7 @@ static int handshake(ck_mcp *m, char *err, size_t errlen) {
   ck_json *resp = NULL;
   int rc = text ? m->ops->rpc(m, a, id, text, len, &resp, err, errlen) : CK_ENOMEM;
   if (rc == CK_ESTATE) {
-    set_err(err, errlen, "the MCP server refused to start a session");
+    ck__errs(err, errlen, "the MCP server refused to start a session");
     rc = CK_EIO;
   }
   const ck_json *result = ck_json_object_get(resp, "result");
@@ -137,7 +133,7 @@ static int handshake(ck_mcp *m, char *err, size_t errlen) {
     char msg[256];
     snprintf(msg, sizeof(msg), "MCP initialize failed: %.200s",
              why ? why : "the answer has no protocolVersion");
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
     rc = CK_EIO;
   }
   if (rc == CK_OK) {
@@ -210,7 +206,7 @@ static int request(ck_mcp *m, ck_arena *a, const char *method, const ck_json *pa
     if (rc != CK_ESTATE)
       break;
     ck__mcp_lost(m);
-    set_err(err, errlen, "the MCP server ended the session");
+    ck__errs(err, errlen, "the MCP server ended the session");
     rc = CK_EIO;
   }
   if (rc != CK_OK && err != NULL)
@@ -247,7 +243,7 @@ static int connect_common(ck_mcp *m, ck_mcp **out, char *err, size_t errlen) {
 int ck_mcp_connect_stdio(const char *const *argv, const char *const *env, const char *cwd,
                          int timeout_ms, ck_mcp **out, char *err, size_t errlen) {
   if (out == NULL || argv == NULL || argv[0] == NULL || argv[0][0] == '\0') {
-    set_err(err, errlen, "no MCP server command");
+    ck__errs(err, errlen, "no MCP server command");
     return CK_EINVAL;
   }
   *out = NULL;
@@ -257,7 +253,7 @@ int ck_mcp_connect_stdio(const char *const *argv, const char *const *env, const 
   m->ops = &ck__mcp_stdio_ops;
   int rc = ck__mcp_stdio_new(m, argv, env, cwd);
   if (rc != CK_OK) {
-    set_err(err, errlen, "out of memory");
+    ck__errs(err, errlen, "out of memory");
     ck_mcp_close(m);
     return rc;
   }
@@ -267,7 +263,7 @@ int ck_mcp_connect_stdio(const char *const *argv, const char *const *env, const 
 int ck_mcp_connect_http(const char *url, const char *const *headers, int timeout_ms, ck_mcp **out,
                         char *err, size_t errlen) {
   if (out == NULL || url == NULL) {
-    set_err(err, errlen, "no MCP server URL");
+    ck__errs(err, errlen, "no MCP server URL");
     return CK_EINVAL;
   }
   *out = NULL;

@@ -11,6 +11,7 @@
  * do not need it, and list_changed notifications still arrive on the POST streams. */
 #include "agent/mcp_internal.h"
 #include "upstream/sse.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 #include <chatkit/model.h>
@@ -33,11 +34,6 @@ struct ck__mcp_http {
   char **headers; /* the caller's extra headers (copies), NULL-terminated */
   char *session;  /* guarded by m->mu; NULL until initialize answered with one */
 };
-
-static void set_err(char *err, size_t errlen, const char *msg) {
-  if (err != NULL && errlen > 0)
-    snprintf(err, errlen, "%s", msg);
-}
 
 /* ---- One POST ---- */
 
@@ -166,7 +162,7 @@ static int http_post(ck_mcp *m, ck_arena *a, const char *method, int64_t want, c
   CURL *c = ok ? curl_easy_init() : NULL;
   int rc = CK_EIO;
   if (c == NULL) {
-    set_err(err, errlen, "out of memory");
+    ck__errs(err, errlen, "out of memory");
     rc = CK_ENOMEM;
     goto done;
   }
@@ -208,34 +204,34 @@ static int http_post(ck_mcp *m, ck_arena *a, const char *method, int64_t want, c
     rc = CK_OK;
   } else if (cc == CURLE_OPERATION_TIMEDOUT) {
     snprintf(msg, sizeof(msg), "no answer from the MCP server within %d ms", timeout_ms);
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
   } else if (cc == CURLE_WRITE_ERROR) {
     snprintf(msg, sizeof(msg), "the MCP server sent a message over %zu bytes",
              (size_t)CK_MCP_MAX_MESSAGE);
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
   } else if (cc != CURLE_OK) {
     snprintf(msg, sizeof(msg), "cannot reach the MCP server: %.200s",
              errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
   } else if (status == 404 && had_session) {
     rc = CK_ESTATE;
   } else if (status < 200 || status > 299) {
     snprintf(msg, sizeof(msg), "the MCP server answered HTTP %ld: %.200s", status,
              p.body.data ? p.body.data : "");
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
   } else if (p.sse) {
     ck__sse_finish(&p.parser);
     rc = p.response != NULL || want < 0 ? CK_OK : CK_EIO;
     if (rc != CK_OK)
-      set_err(err, errlen, "the MCP server's event stream ended without the response");
+      ck__errs(err, errlen, "the MCP server's event stream ended without the response");
   } else if (want < 0) {
     rc = CK_OK; /* 202 Accepted, or any 2xx, for a notification or a response */
   } else if (p.body.len > 0 && take_json(&p, p.body.data, p.body.len)) {
     rc = CK_OK;
   } else {
-    set_err(err, errlen,
-            p.bad_message ? "the MCP server's answer is not JSON"
-                          : "the MCP server's answer does not hold the response");
+    ck__errs(err, errlen,
+             p.bad_message ? "the MCP server's answer is not JSON"
+                           : "the MCP server's answer does not hold the response");
   }
 done:
   if (rc == CK_OK && response != NULL)
@@ -301,17 +297,17 @@ static void http_destroy(ck_mcp *m) {
 int ck__mcp_http_new(ck_mcp *m, const char *url, const char *const *headers, char *err,
                      size_t errlen) {
   if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-    set_err(err, errlen, "the MCP server URL must be http:// or https://");
+    ck__errs(err, errlen, "the MCP server URL must be http:// or https://");
     return CK_EINVAL;
   }
   for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
     if (strchr(headers[i], ':') == NULL || strpbrk(headers[i], "\r\n") != NULL) {
-      set_err(err, errlen, "an MCP header must be one \"Name: value\" line");
+      ck__errs(err, errlen, "an MCP header must be one \"Name: value\" line");
       return CK_EINVAL;
     }
   }
   if (ck_model_global_init() != CK_OK) {
-    set_err(err, errlen, "libcurl cannot be initialised");
+    ck__errs(err, errlen, "libcurl cannot be initialised");
     return CK_EIO;
   }
   ck__mcp_http *h = calloc(1, sizeof(*h));
@@ -330,7 +326,7 @@ int ck__mcp_http_new(ck_mcp *m, const char *url, const char *const *headers, cha
       goto oom;
   return CK_OK;
 oom:
-  set_err(err, errlen, "out of memory");
+  ck__errs(err, errlen, "out of memory");
   return CK_ENOMEM;
 }
 

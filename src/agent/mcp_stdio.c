@@ -11,6 +11,7 @@
  * The child gets its own process group: stopping it signals the group, which also stops the
  * helpers a launcher script (sh, npx, uvx) may have started. */
 #include "agent/mcp_internal.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -62,11 +63,6 @@ struct ck__mcp_stdio {
 };
 
 /* ---- Small helpers ---- */
-
-static void set_err(char *err, size_t errlen, const char *msg) {
-  if (err != NULL && errlen > 0)
-    snprintf(err, errlen, "%s", msg);
-}
 
 static void free_strv(char **v) {
   for (size_t i = 0; v != NULL && v[i] != NULL; i++)
@@ -197,7 +193,7 @@ static int send_line(ck_mcp *m, const char *text, size_t len, char *err, size_t 
     rc = write_all(st, "\n", 1, deadline);
   pthread_mutex_unlock(&st->wmu);
   if (rc != CK_OK) {
-    set_err(err, errlen, "cannot write to the MCP server (it stopped reading or exited)");
+    ck__errs(err, errlen, "cannot write to the MCP server (it stopped reading or exited)");
     ck__mcp_lost(m);
   }
   return rc;
@@ -361,7 +357,7 @@ static int stdio_rpc(ck_mcp *m, ck_arena *a, int64_t id, const char *text, size_
   if (timed_out) {
     char msg[160];
     snprintf(msg, sizeof(msg), "no answer from the MCP server within %d ms", m->timeout_ms);
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
     /* Tell the server to stop working on it; its late answer is dropped by the reader. */
     char *note = ck_arena_printf(a,
                                  "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
@@ -446,7 +442,7 @@ static int stdio_open(ck_mcp *m, char *err, size_t errlen) {
   rc = CK_OK;
 done:
   if (rc != CK_OK)
-    set_err(err, errlen, msg);
+    ck__errs(err, errlen, msg);
   for (int i = 0; i < 2; i++) {
     if (inp[i] >= 0)
       close(inp[i]);

@@ -36,6 +36,7 @@
  */
 #include "store/postgres_schema.h"
 #include "store/store_internal.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -181,24 +182,6 @@ typedef struct pg_store {
   int nopen; /* connections open or being opened, lent out or idle */
 } pg_store;
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
-/* The length of a libpq message's first line (messages end with a newline). */
-static int first_line_len(const char *msg) {
-  size_t n = strcspn(msg, "\n");
-  return n > 1000 ? 1000 : (int)n;
-}
-
 /* Server notices ("relation already exists, skipping", a FATAL sent to an idle connection)
  * would go to stderr by default; the store reports through return codes instead. */
 static void quiet_notice(void *arg, const char *message) {
@@ -224,7 +207,7 @@ static int conn_open(const char *conninfo, PGconn **out, char *errbuf, size_t er
     return CK_ENOMEM;
   if (PQstatus(c) != CONNECTION_OK) {
     const char *msg = PQerrorMessage(c);
-    set_err(errbuf, errlen, "cannot connect to PostgreSQL: %.*s", first_line_len(msg), msg);
+    ck__errf(errbuf, errlen, "cannot connect to PostgreSQL: %.*s", ck__pg_first_line_len(msg), msg);
     PQfinish(c);
     return CK_ESTORE;
   }
@@ -679,7 +662,7 @@ int ck_store_postgres_open(const char *conninfo, int max_connections, ck_store *
   if (conninfo == NULL)
     conninfo = ""; /* libpq's defaults: the PG* environment variables, then the local socket */
   if (!PQisthreadsafe()) {
-    set_err(errbuf, errlen, "the libpq library was built without thread support");
+    ck__errf(errbuf, errlen, "the libpq library was built without thread support");
     return CK_ESTORE;
   }
   int max = max_connections <= 0 ? DEFAULT_CONNECTIONS : max_connections;

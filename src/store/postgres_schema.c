@@ -13,6 +13,7 @@
  * "options=-csearch_path=chatkit" in the conninfo) decides which schema holds them.
  */
 #include "store/postgres_schema.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -89,26 +90,13 @@ static const char *const *const migrations[] = {migration_1, migration_2};
 /* The most statements one migration run sends in its pipeline. */
 #define MAX_STATEMENTS 64
 
-int ck__pg_schema_current(void) {
-  return MIGRATION_COUNT;
-}
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
-/* libpq messages end with a newline (sometimes several lines); keep only the first line. */
-static int first_line_len(const char *msg) {
+int ck__pg_first_line_len(const char *msg) {
   size_t n = strcspn(msg, "\n");
   return n > 1000 ? 1000 : (int)n;
+}
+
+int ck__pg_schema_current(void) {
+  return MIGRATION_COUNT;
 }
 
 /* Drops the rest of one query's results, up to the NULL that ends them. A broken connection
@@ -126,7 +114,8 @@ int ck__pg_pipeline(PGconn *c, const char *const *sql, int n, PGresult **last, c
   if (last != NULL)
     *last = NULL;
   if (!PQenterPipelineMode(c)) {
-    set_err(errbuf, errlen, "%s: %.*s", what, first_line_len(PQerrorMessage(c)), PQerrorMessage(c));
+    ck__errf(errbuf, errlen, "%s: %.*s", what, ck__pg_first_line_len(PQerrorMessage(c)),
+             PQerrorMessage(c));
     return CK_ESTORE;
   }
   /* Blocking sends are fine here: the statements are a few kilobytes of DDL, far below what
@@ -146,7 +135,7 @@ int ck__pg_pipeline(PGconn *c, const char *const *sql, int n, PGresult **last, c
      * report PGRES_PIPELINE_ABORTED, and the first error is the one worth reporting. */
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !have_err) {
       const char *msg = st == PGRES_PIPELINE_ABORTED ? "pipeline aborted" : PQresultErrorMessage(r);
-      set_err(errbuf, errlen, "%s: %.*s", what, first_line_len(msg), msg);
+      ck__errf(errbuf, errlen, "%s: %.*s", what, ck__pg_first_line_len(msg), msg);
       have_err = true;
       rc = CK_ESTORE;
     }
@@ -165,7 +154,8 @@ int ck__pg_pipeline(PGconn *c, const char *const *sql, int n, PGresult **last, c
 broken:
   /* The connection failed mid-pipeline; the caller discards it, so nothing is left to read. */
   if (!have_err)
-    set_err(errbuf, errlen, "%s: %.*s", what, first_line_len(PQerrorMessage(c)), PQerrorMessage(c));
+    ck__errf(errbuf, errlen, "%s: %.*s", what, ck__pg_first_line_len(PQerrorMessage(c)),
+             PQerrorMessage(c));
   if (last != NULL) {
     PQclear(*last);
     *last = NULL;
@@ -188,7 +178,7 @@ static int pipeline_int(PGconn *c, const char *const *sql, int n, const char *wh
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < 0) {
-      set_err(errbuf, errlen, "%s: unexpected value \"%.32s\"", what, s);
+      ck__errf(errbuf, errlen, "%s: unexpected value \"%.32s\"", what, s);
       rc = CK_ESTORE;
     } else {
       *out = v;
@@ -227,10 +217,10 @@ int ck__pg_migrate(PGconn *c, char *errbuf, size_t errlen) {
       version = 0;
   }
   if (version > MIGRATION_COUNT) {
-    set_err(errbuf, errlen,
-            "PostgreSQL database has chatkit schema version %ld, newer than version %d that "
-            "this build supports; refusing to open it (upgrade chatkit-server)",
-            version, MIGRATION_COUNT);
+    ck__errf(errbuf, errlen,
+             "PostgreSQL database has chatkit schema version %ld, newer than version %d that "
+             "this build supports; refusing to open it (upgrade chatkit-server)",
+             version, MIGRATION_COUNT);
     rc = CK_ESTORE;
     goto fail;
   }
@@ -256,7 +246,7 @@ int ck__pg_migrate(PGconn *c, char *errbuf, size_t errlen) {
     goto fail;
   return CK_OK;
 too_many:
-  set_err(errbuf, errlen, "too many migration statements (raise MAX_STATEMENTS)");
+  ck__errf(errbuf, errlen, "too many migration statements (raise MAX_STATEMENTS)");
   rc = CK_ESTORE;
 fail:
   if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)

@@ -30,4 +30,8 @@ int ck__pg_pipeline(PGconn *c, const char *const *sql, int n, PGresult **last, c
  * CK_ESTORE with a message in `errbuf` (when not NULL); on failure nothing was changed. */
 int ck__pg_migrate(PGconn *c, char *errbuf, size_t errlen);
 
+/* The length of a libpq message's first line, at most 1000: libpq messages end with a newline
+ * and sometimes run over several lines, while our error messages are one line. For "%.*s". */
+int ck__pg_first_line_len(const char *msg);
+
 #endif

@@ -14,6 +14,7 @@
  */
 #include "store/sqlite_schema.h"
 #include "store/store_internal.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -213,18 +214,6 @@ static void conn_close(conn *c) {
   memset(c, 0, sizeof(*c));
 }
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* Opens one connection and applies the per-connection settings. foreign_keys makes
  * ON DELETE CASCADE work; synchronous=NORMAL is durable across application crashes in WAL
  * mode and only risks the last commits on power loss, the usual trade-off for WAL. */
@@ -232,8 +221,8 @@ static int conn_open(conn *c, const char *path, bool writer, char *errbuf, size_
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
   if (rc != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot open SQLite database \"%s\": %s", path,
-            c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    ck__errf(errbuf, errlen, "cannot open SQLite database \"%s\": %s", path,
+             c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
     goto fail;
   }
   sqlite3_extended_result_codes(c->db, 1);
@@ -244,8 +233,8 @@ static int conn_open(conn *c, const char *path, bool writer, char *errbuf, size_
   if (rc == SQLITE_OK && !writer)
     rc = sqlite3_exec(c->db, "PRAGMA query_only = ON", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot configure SQLite database \"%s\": %s", path,
-            sqlite3_errmsg(c->db));
+    ck__errf(errbuf, errlen, "cannot configure SQLite database \"%s\": %s", path,
+             sqlite3_errmsg(c->db));
     goto fail;
   }
   return CK_OK;
@@ -264,8 +253,8 @@ static int enable_wal(conn *c, const char *path, char *errbuf, size_t errlen) {
     ok = mode != NULL && strcmp(mode, "wal") == 0;
   }
   if (!ok)
-    set_err(errbuf, errlen, "cannot switch SQLite database \"%s\" to WAL mode: %s", path,
-            sqlite3_errmsg(c->db));
+    ck__errf(errbuf, errlen, "cannot switch SQLite database \"%s\" to WAL mode: %s", path,
+             sqlite3_errmsg(c->db));
   sqlite3_finalize(st);
   return ok ? CK_OK : CK_ESTORE;
 }
@@ -838,11 +827,11 @@ static const ck_store_vtable sqlite_vtable = {
 int ck_store_sqlite_open(const char *path, ck_store **out, char *errbuf, size_t errlen) {
   *out = NULL;
   if (path == NULL || path[0] == '\0') {
-    set_err(errbuf, errlen, "SQLite store needs a file path");
+    ck__errf(errbuf, errlen, "SQLite store needs a file path");
     return CK_ESTORE;
   }
   if (!sqlite3_threadsafe()) {
-    set_err(errbuf, errlen, "the SQLite library was built without thread support");
+    ck__errf(errbuf, errlen, "the SQLite library was built without thread support");
     return CK_ESTORE;
   }
   sql_store *q = calloc(1, sizeof(*q));

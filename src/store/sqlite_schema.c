@@ -6,6 +6,7 @@
  * refused rather than risk writing rows that the newer schema does not expect.
  */
 #include "store/sqlite_schema.h"
+#include "util/errbuf.h"
 
 #include <chatkit/error.h>
 
@@ -70,18 +71,6 @@ int ck__sqlite_schema_current(void) {
   return MIGRATION_COUNT;
 }
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* Reads the recorded version: 0 for a new database (no row yet). */
 static int read_version(sqlite3 *db, int *version) {
   sqlite3_stmt *st = NULL;
@@ -117,7 +106,7 @@ int ck__sqlite_migrate(sqlite3 *db, const char *path, char *errbuf, size_t errle
   int version = 0;
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot lock SQLite database \"%s\": %s", path, sqlite3_errmsg(db));
+    ck__errf(errbuf, errlen, "cannot lock SQLite database \"%s\": %s", path, sqlite3_errmsg(db));
     return CK_ESTORE;
   }
   rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -125,32 +114,32 @@ int ck__sqlite_migrate(sqlite3 *db, const char *path, char *errbuf, size_t errle
   if (rc == SQLITE_OK)
     rc = read_version(db, &version);
   if (rc != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot read the schema version of \"%s\": %s", path,
-            sqlite3_errmsg(db));
+    ck__errf(errbuf, errlen, "cannot read the schema version of \"%s\": %s", path,
+             sqlite3_errmsg(db));
     goto fail;
   }
   if (version > MIGRATION_COUNT) {
-    set_err(errbuf, errlen,
-            "SQLite database \"%s\" has schema version %d, newer than version %d that this "
-            "build supports; refusing to open it (upgrade chatkit-server)",
-            path, version, MIGRATION_COUNT);
+    ck__errf(errbuf, errlen,
+             "SQLite database \"%s\" has schema version %d, newer than version %d that this "
+             "build supports; refusing to open it (upgrade chatkit-server)",
+             path, version, MIGRATION_COUNT);
     goto fail;
   }
   for (int v = version; v < MIGRATION_COUNT; v++) {
     rc = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-      set_err(errbuf, errlen, "migrating \"%s\" to schema version %d failed: %s", path, v + 1,
-              sqlite3_errmsg(db));
+      ck__errf(errbuf, errlen, "migrating \"%s\" to schema version %d failed: %s", path, v + 1,
+               sqlite3_errmsg(db));
       goto fail;
     }
   }
   if (version != MIGRATION_COUNT && write_version(db, MIGRATION_COUNT) != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot record the schema version of \"%s\": %s", path,
-            sqlite3_errmsg(db));
+    ck__errf(errbuf, errlen, "cannot record the schema version of \"%s\": %s", path,
+             sqlite3_errmsg(db));
     goto fail;
   }
   if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    set_err(errbuf, errlen, "cannot commit the schema of \"%s\": %s", path, sqlite3_errmsg(db));
+    ck__errf(errbuf, errlen, "cannot commit the schema of \"%s\": %s", path, sqlite3_errmsg(db));
     goto fail;
   }
   return CK_OK;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/errbuf.h"
+
 /* The longest directory path we create for "sqlite:PATH" (PATH_MAX on Linux). */
 #define STORE_DIR_MAX 4096
 
@@ -18,18 +20,6 @@ void ck_store_free(ck_store *s) {
   s->vt->destroy(s);
 }
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* Creates `dir` and its missing parents, like `mkdir -p`. An existing directory is fine. */
 static int mkdir_p(const char *dir, char *errbuf, size_t errlen) {
   char path[STORE_DIR_MAX];
@@ -37,7 +27,7 @@ static int mkdir_p(const char *dir, char *errbuf, size_t errlen) {
   if (n == 0)
     return CK_OK;
   if (n >= sizeof(path)) {
-    set_err(errbuf, errlen, "store directory path is too long: %.64s...", dir);
+    ck__errf(errbuf, errlen, "store directory path is too long: %.64s...", dir);
     return CK_EINVAL;
   }
   memcpy(path, dir, n + 1);
@@ -49,14 +39,14 @@ static int mkdir_p(const char *dir, char *errbuf, size_t errlen) {
     char saved = path[i];
     path[i] = '\0';
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-      set_err(errbuf, errlen, "cannot create directory \"%s\": %s", path, strerror(errno));
+      ck__errf(errbuf, errlen, "cannot create directory \"%s\": %s", path, strerror(errno));
       return CK_ESTORE;
     }
     path[i] = saved;
   }
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    set_err(errbuf, errlen, "\"%s\" exists and is not a directory", dir);
+    ck__errf(errbuf, errlen, "\"%s\" exists and is not a directory", dir);
     return CK_ESTORE;
   }
   return CK_OK;
@@ -70,7 +60,7 @@ static int make_parent_dir(const char *path, char *errbuf, size_t errlen) {
   size_t n = (size_t)(slash - path);
   char dir[STORE_DIR_MAX];
   if (n >= sizeof(dir)) {
-    set_err(errbuf, errlen, "store path is too long: %.64s...", path);
+    ck__errf(errbuf, errlen, "store path is too long: %.64s...", path);
     return CK_EINVAL;
   }
   memcpy(dir, path, n);
@@ -89,7 +79,7 @@ int ck_store_open_url(const char *url, ck_store **out, char *errbuf, size_t errl
   if (strncmp(url, "sqlite:", 7) == 0) {
     const char *path = url + 7;
     if (path[0] == '\0') {
-      set_err(errbuf, errlen, "store URL \"%s\" has no path: expected sqlite:PATH", url);
+      ck__errf(errbuf, errlen, "store URL \"%s\" has no path: expected sqlite:PATH", url);
       return CK_EINVAL;
     }
     int rc = make_parent_dir(path, errbuf, errlen);
@@ -101,7 +91,7 @@ int ck_store_open_url(const char *url, ck_store **out, char *errbuf, size_t errl
    * it is passed on as it is; only the scheme decides the backend. */
   if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
     return ck_store_postgres_open(url, 0, out, errbuf, errlen);
-  set_err(errbuf, errlen,
-          "unknown store URL \"%s\": expected memory:, sqlite:PATH or postgres://...", url);
+  ck__errf(errbuf, errlen,
+           "unknown store URL \"%s\": expected memory:, sqlite:PATH or postgres://...", url);
   return CK_EINVAL;
 }

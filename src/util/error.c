@@ -1,6 +1,11 @@
 /* Error strings (see chatkit/error.h). */
 #include <chatkit/error.h>
 
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "util/errbuf.h"
+
 const char *ck_strerror(int err) {
   switch (err) {
   case CK_OK:
@@ -32,4 +37,17 @@ const char *ck_strerror(int err) {
   default:
     return "unknown error";
   }
+}
+
+void ck__errf(char *buf, size_t cap, const char *fmt, ...) {
+  if (buf == NULL || cap == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, cap, fmt, ap);
+  va_end(ap);
+}
+
+void ck__errs(char *buf, size_t cap, const char *msg) {
+  ck__errf(buf, cap, "%s", msg);
 }
