@@ -758,19 +758,25 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   const ck_json *thread = ck_stream_thread_view(s);
   r->thread_id = ck_arena_strdup(r->arena, ck_json_object_get_str(thread, "id"));
 
-  /* The history, oldest first: the newest items that the budget allows. */
+  /* The history, oldest first: the newest items that the budget allows. The stored items and
+   * the conversion's intermediate values go to the scratch arena and only the model input is
+   * copied into the run's arena: the run lives as long as the answer streams, and keeping the
+   * page there doubled the run's memory (2 KiB -> 6 KiB for a one-message thread). */
   ck_store *st = ck_server_store(ck_stream_server(s));
   ck_page page = {0};
   int limit = ag->cfg.history_items > 0 ? ag->cfg.history_items : 100;
-  int rc = st->vt->load_thread_items(st, r->arena, r->thread_id, NULL, limit, CK_ORDER_DESC,
+  int rc = st->vt->load_thread_items(st, r->scratch, r->thread_id, NULL, limit, CK_ORDER_DESC,
                                      ck_stream_ctx(s), &page);
-  ck_json *items = ck_json_array(r->arena);
+  ck_json *items = ck_json_array(r->scratch);
   for (size_t i = ck_json_array_size(page.data); rc == CK_OK && i > 0; i--)
     rc = ck_json_array_append(items, ck_json_array_get(page.data, i - 1));
+  ck_json *input = NULL;
   if (rc == CK_OK)
-    rc =
-        ck_thread_to_model_input(r->arena, items, &ag->cfg.hooks,
-                                 ag->cfg.history_chars ? ag->cfg.history_chars : 200000, &r->input);
+    rc = ck_thread_to_model_input(r->scratch, items, &ag->cfg.hooks,
+                                  ag->cfg.history_chars ? ag->cfg.history_chars : 200000, &input);
+  if (rc == CK_OK && input != NULL && (r->input = ck_json_copy(r->arena, input)) == NULL)
+    rc = CK_ENOMEM;
+  ck_arena_reset(r->scratch);
   if (rc != CK_OK) {
     run_release(r);
     return rc;
