@@ -64,6 +64,13 @@ run_hello() {
 }
 
 if [ -e "$libdir/libchatkit.so" ]; then
+  step "libchatkit.so exports the public API only"
+  nm -D --defined-only "$libdir/libchatkit.so" | awk '{print $3}' >"$tmp/exported"
+  if grep -q '^ck__' "$tmp/exported"; then
+    echo "internal ck__ symbols are exported: $(grep '^ck__' "$tmp/exported" | head -n 3 | tr '\n' ' ')"
+    exit 1
+  fi
+  grep -qx 'ck_server_process' "$tmp/exported" || { echo "ck_server_process is not exported"; exit 1; }
   step "hello with pkg-config, shared library"
   # shellcheck disable=SC2046,SC2086
   "$cc" $extra $(pkg-config --cflags chatkit) "$src/examples/hello.c" -o "$tmp/hello-shared" \
