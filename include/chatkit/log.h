@@ -40,7 +40,7 @@ int ck_log_enabled(const ck_log *log, ck_log_level level);
 
 /** Writes one event: `msg` then NULL-terminated pairs of field names and string values
  * (a NULL value skips the field). Values that look like integers are written as numbers when
- * the name ends in "_ms", "status", "events" or "port". NULL logger: no-op. */
+ * the name ends in "_ms" or "_tokens", or is "status", "events" or "port". NULL logger: no-op. */
 void ck_log_event(ck_log *log, ck_log_level level, const char *msg, ...) __attribute__((sentinel));
 
 #ifdef __cplusplus

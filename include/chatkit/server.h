@@ -210,6 +210,14 @@ const ck_error_info *ck_stream_error(const ck_stream *s);
 /** Number of events the stream has sent so far. */
 size_t ck_stream_events_sent(const ck_stream *s);
 
+/** Adds model token usage to the stream's totals, which the service writes into the request's
+ * log line (input_tokens, output_tokens). Safe from any thread while the stream is alive; the
+ * agent runtime calls it for every usage report of its model calls. */
+void ck_stream_add_usage(ck_stream *s, int64_t input_tokens, int64_t output_tokens);
+
+/** The stream's token totals so far (both 0 when no model reported usage). */
+void ck_stream_usage(const ck_stream *s, int64_t *input_tokens, int64_t *output_tokens);
+
 /** Frees a stream. NULL is a no-op. */
 void ck_stream_free(ck_stream *s);
 

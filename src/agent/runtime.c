@@ -260,8 +260,11 @@ static void on_annotation(ck__run *r, const ck_json *ann) {
 
 static void on_model_event(ck_model_call *call, const ck_model_event *ev, void *ud) {
   ck__run *r = ud;
-  if (ev->type == CK_MODEL_EV_USAGE)
+  if (ev->type == CK_MODEL_EV_USAGE) {
     ck_metrics_model_tokens(r->ag->cfg.metrics, ev->usage.input_tokens, ev->usage.output_tokens);
+    if (!r->ended) /* the stream may be gone once the run ended */
+      ck_stream_add_usage(r->s, ev->usage.input_tokens, ev->usage.output_tokens);
+  }
   if (r->title_call) {
     if (ev->type == CK_MODEL_EV_TEXT_DELTA)
       ck_buf_append(&r->title, ev->text, ev->text_len);

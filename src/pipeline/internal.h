@@ -89,6 +89,7 @@ struct ck_stream {
   ck_buf frame;         /* the SSE frame being built */
   ck_sink sink;         /* copied: the caller's struct may be gone when an async stream drains */
   atomic_bool cancelled;
+  _Atomic int64_t input_tokens, output_tokens; /* model usage, for the request log */
   size_t sent;
   ck_error_info error;
   /* How the handler asked its failure to be reported. */

@@ -58,6 +58,20 @@ size_t ck_stream_events_sent(const ck_stream *s) {
   return s->sent;
 }
 
+void ck_stream_add_usage(ck_stream *s, int64_t input_tokens, int64_t output_tokens) {
+  if (input_tokens > 0)
+    atomic_fetch_add(&s->input_tokens, input_tokens);
+  if (output_tokens > 0)
+    atomic_fetch_add(&s->output_tokens, output_tokens);
+}
+
+void ck_stream_usage(const ck_stream *s, int64_t *input_tokens, int64_t *output_tokens) {
+  /* atomic_load takes a non-const pointer in C17. */
+  ck_stream *m = (ck_stream *)s;
+  *input_tokens = atomic_load(&m->input_tokens);
+  *output_tokens = atomic_load(&m->output_tokens);
+}
+
 const char *ck_stream_new_id(ck_stream *s, const char *kind) {
   return ck_server_generate_id(s->srv, s->arena, kind, s->thread);
 }

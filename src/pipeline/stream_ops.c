@@ -55,6 +55,8 @@ int ck_server_process(ck_server *srv, const char *body, size_t len, const ck_ctx
     s->arena = a;
     s->req = req;
     atomic_init(&s->cancelled, false);
+    atomic_init(&s->input_tokens, 0);
+    atomic_init(&s->output_tokens, 0);
     pthread_mutex_init(&s->mu, NULL);
     /* ck_stream_sleep measures its deadline on the monotonic clock. */
     pthread_condattr_t ca;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,15 +201,22 @@ static void log_exchange(exchange *ex, int status, const char *end) {
   ck_service *svc = ex->svc;
   if (!ck_log_enabled(svc->cfg.log, CK_LOG_INFO))
     return;
-  char st[16], ms[32], evs[24];
+  char st[16], ms[32], evs[24], tin[24], tout[24];
   snprintf(st, sizeof(st), "%d", status);
   snprintf(ms, sizeof(ms), "%.3f", (double)(now_ns() - ex->start_ns) / 1e6);
   snprintf(evs, sizeof(evs), "%zu", ex->events);
+  int64_t in = 0, out = 0;
+  if (ex->resp.stream != NULL)
+    ck_stream_usage(ex->resp.stream, &in, &out);
+  snprintf(tin, sizeof(tin), "%" PRId64, in);
+  snprintf(tout, sizeof(tout), "%" PRId64, out);
+  bool used = in > 0 || out > 0; /* only streams answered by a model that reports usage */
   ck_log_event(svc->cfg.log, status >= 500 ? CK_LOG_ERROR : CK_LOG_INFO, "request", "request_id",
                ex->req->id, "method", ex->req->method, "path", ex->req->path, "type",
                type_label(ex), "user", ex->ctx.user_id ? ex->ctx.user_id : "", "status", st,
                "duration_ms", ms, "events", ex->resp.stream ? evs : NULL, "end", end, "limit",
-               limit_reason(ex), "error", ex->err.code != CK_OK ? ex->err.message : NULL,
+               limit_reason(ex), "input_tokens", used ? tin : NULL, "output_tokens",
+               used ? tout : NULL, "error", ex->err.code != CK_OK ? ex->err.message : NULL,
                (const char *)NULL);
 }
 

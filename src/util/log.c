@@ -57,7 +57,8 @@ int ck_log_enabled(const ck_log *log, ck_log_level level) {
 static bool numeric_field(const char *name, const char *value) {
   size_t n = strlen(name);
   bool numeric_name = (n > 3 && strcmp(name + n - 3, "_ms") == 0) || strcmp(name, "status") == 0 ||
-                      strcmp(name, "events") == 0 || strcmp(name, "port") == 0;
+                      strcmp(name, "events") == 0 || strcmp(name, "port") == 0 ||
+                      (n > 7 && strcmp(name + n - 7, "_tokens") == 0);
   if (!numeric_name || *value == '\0')
     return false;
   for (const char *p = value; *p; p++)

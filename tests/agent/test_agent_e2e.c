@@ -38,6 +38,8 @@ typedef struct fixture {
   bool ready;
   ck_arena *a;
   ck_metrics *metrics;
+  FILE *logf; /* the service's request log */
+  ck_log *log;
 } fixture;
 
 static fixture fx;
@@ -114,6 +116,7 @@ static void *server_main(void *arg) {
   svcfg.server = fx.server;
   svcfg.store = fx.store;
   svcfg.workers = 2;
+  svcfg.log = fx.log;
   fx.svc = ck_service_new(&fx.loop, &svcfg);
   acfg.service = fx.svc;
   fx.agents = ck_agents_new(&acfg);
@@ -135,6 +138,8 @@ static int start(ck_model_api api) {
   fx.api = api;
   fx.a = ck_arena_new(0);
   fx.metrics = ck_metrics_new();
+  fx.logf = tmpfile();
+  fx.log = ck_log_new(fx.logf, CK_LOG_INFO, CK_LOG_JSON);
   fx.mock = ck_mock_model_start(0);
   pthread_mutex_init(&fx.mu, NULL);
   pthread_cond_init(&fx.cv, NULL);
@@ -163,7 +168,26 @@ static int teardown(void **state) {
   ck_mock_model_free(fx.mock);
   ck_arena_free(fx.a);
   ck_metrics_free(fx.metrics);
+  ck_log_free(fx.log);
+  if (fx.logf != NULL)
+    fclose(fx.logf);
   return 0;
+}
+
+/* Waits up to two seconds for `needle` in the request log: the service writes a request's line
+ * right after its last byte, so the client can see the end first. */
+static bool log_has(const char *needle) {
+  for (int tries = 0; tries < 200; tries++) {
+    char buf[16384];
+    fflush(fx.logf);
+    rewind(fx.logf);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fx.logf);
+    buf[n] = '\0';
+    if (strstr(buf, needle) != NULL)
+      return true;
+    usleep(10000);
+  }
+  return false;
 }
 
 /* ---- Helpers ---- */
@@ -365,6 +389,8 @@ static void test_agent_metrics(void **state) {
   ck_json *events = hc_stream(fx.a, fx.port, create_body("Weather in Oslo?"));
   assert_non_null(events);
   assert_string_equal(stored_reply(thread_of(events)), "Cold.");
+  /* The request's log line carries the usage of both turns (the title call reported none). */
+  assert_true(log_has("\"input_tokens\":80,\"output_tokens\":9"));
   ck_mock_model_queue(fx.mock,
                       "{\"status\":401,\"body\":{\"error\":{\"message\":\"bad key\","
                       "\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}}");
