@@ -26,39 +26,19 @@ API=${API:-chat_completions}
 WORKERS=${WORKERS:-2}
 TIMEOUT=${TIMEOUT:-120}
 OUT=${OUT:-$BUILD/bench-results/agents}
-LOADGEN=$BUILD/bench_loadgen
-SERVER=$BUILD/chatkit-server
 MOCK=$BUILD/tests/mock-model
+TMP=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap 'bench_cleanup; rm -rf "$TMP"' EXIT
+bench_build mock-model
 
-log() { printf '%s\n' "$*" >&2; }
-
-if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD/CMakeCache.txt"; then
-  log "agents: $BUILD is not a Release build; set BUILD to a Release build directory"
-  exit 1
-fi
-if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
-fi
-cmake --build "$BUILD" --target chatkit-server bench_loadgen mock-model >&2
-mkdir -p "$OUT"
-: >"$OUT/raw.txt"
-
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 for n in $COUNTS; do
   if ((2 * n + 50 > $(ulimit -n))); then
     log "agents: $n conversations need $((2 * n + 50)) descriptors in the server; ulimit -n is $(ulimit -n)"
     exit 1
   fi
 done
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 # The answer: DELTAS pieces of 18 bytes, "@", a 16-character placeholder the mock overwrites
 # with its send time (CLOCK_MONOTONIC microseconds), and a space.
@@ -69,40 +49,10 @@ printf '{"bench":{"stamp":"%s","steps":[{"role":true},{"text":"%s","chunk":18,"g
 # Title generation would add a second model call per new thread.
 printf 'title: {enabled: false}\n' >"$TMP/chatkit.yaml"
 
-# start NAME CMD...: runs a program that prints "listening on http://H:P"; sets SPID, SPORT.
-start() {
-  local name=$1
-  shift
-  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
-  SPID=$!
-  PIDS+=("$SPID")
-  SPORT=
-  for _ in $(seq 1 200); do
-    SPORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$OUT/$name.out")
-    [[ -n $SPORT ]] && return 0
-    sleep 0.05
-  done
-  log "$name did not start: $(cat "$OUT/$name.err")"
-  exit 1
-}
-
-stop() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 # cpu_ticks PID: utime + stime in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 HZ=$(getconf CLK_TCK)
-
-CREATE='{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"hello there"}],"attachments":[],"inference_options":{}}}}'
 
 ROWS=()
 for n in $COUNTS; do

@@ -1,6 +1,7 @@
-# Shared helpers of bench/stores.sh and bench/scale.sh (sourced, not run). The caller sets
-# ROOT, BUILD, OUT and TMP (a temporary directory it removes), and calls bench_cleanup from its
-# EXIT trap.
+# shellcheck shell=bash
+# Shared helpers of the bench/ scripts (sourced, not run). The caller sets ROOT, BUILD and OUT
+# (and TMP, a temporary directory it removes, before pg_start), and calls bench_cleanup from
+# its EXIT trap.
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -9,6 +10,8 @@ SERVER=$BUILD/chatkit-server
 PIDS=()
 PG_DATA=
 
+# bench_build [TARGET...]: builds our server, the load generator and any extra targets in a
+# Release build directory, and starts a fresh raw.txt.
 bench_build() {
   if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD/CMakeCache.txt"; then
     log "bench: $BUILD is not a Release build; set BUILD to a Release build directory"
@@ -17,7 +20,7 @@ bench_build() {
   if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
     cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
   fi
-  cmake --build "$BUILD" --target chatkit-server bench_loadgen >&2
+  cmake --build "$BUILD" --target chatkit-server bench_loadgen "$@" >&2
   mkdir -p "$OUT"
   : >"$OUT/raw.txt"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -120,13 +123,18 @@ CREATE='{"type":"threads.create","params":{"input":{"content":[{"type":"input_te
 post() { curl -sS --max-time 30 -X POST -H 'Content-Type: application/json' \
   "http://127.0.0.1:$1/chatkit" -d "$2"; }
 
-# seed PORT: a thread with 20 items (10 turns); sets TID.
+# seed PORT [MORE]: a thread with 20 items (10 turns), then MORE other threads (default 0);
+# sets TID.
 seed() {
-  local port=$1
+  local port=$1 more=${2:-0}
   TID=$(post "$port" "$CREATE" | grep -o '"thread":{[^}]*"id":"thr_[0-9a-zA-Z]*' | grep -o 'thr_[0-9a-zA-Z]*' | head -1)
+  if [[ -z $TID ]]; then
+    TID=$(post "$port" '{"type":"threads.list","params":{"limit":1}}' | grep -o 'thr_[0-9a-zA-Z]*' | head -1)
+  fi
   for _ in $(seq 1 9); do
     post "$port" "{\"type\":\"threads.add_user_message\",\"params\":{\"thread_id\":\"$TID\",\"input\":{\"content\":[{\"type\":\"input_text\",\"text\":\"tell me more\"}],\"attachments\":[],\"inference_options\":{}}}}" >/dev/null
   done
+  for _ in $(seq 1 "$more"); do post "$port" "$CREATE" >/dev/null; done
   local n
   n=$(post "$port" "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"$TID\",\"limit\":50}}" | grep -o '"thread_id":"' | wc -l)
   if [[ $n -ne 20 ]]; then
@@ -135,16 +143,23 @@ seed() {
   fi
 }
 
+# kv "LINE" KEY: the value of KEY in a "k=v k=v" result line.
 kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+# ratio A B: A / B with two decimals, or "-" when either is missing.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+# best A B: the larger of two numbers (A may be empty).
+best() { awk -v a="${1:-0}" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 
 result() {
   printf '%s %s\n' "$1" "$2" >>"$OUT/raw.txt"
   log "$1: $2"
 }
 
-# rate MODE PORT BODY: one bench_loadgen rate run.
+# rate MODE PORT BODY [CONNECTIONS]: one bench_loadgen rate run.
 rate() {
-  "$LOADGEN" "$1" --port "$2" --body "$3" --connections "$CONNECTIONS" \
+  "$LOADGEN" "$1" --port "$2" --body "$3" --connections "${4:-$CONNECTIONS}" \
     --duration "$DURATION" --warmup "$WARMUP"
 }
 

@@ -31,33 +31,25 @@ WORKER_SWEEP=${WORKER_SWEEP-"1 2 4"}
 OUT_SET=${OUT:-}
 OUT=${OUT:-$BUILD/bench-results}
 PEER=$ROOT/bench/peer-node
-LOADGEN=$BUILD/bench_loadgen
-OURS=$BUILD/chatkit-server
-
-log() { printf '%s\n' "$*" >&2; }
 
 # ---- Build and install ----
 # Measure a Release build only: an existing build directory of another type (a developer's
 # Debug or sanitizer build) would make every number meaningless, so use a separate one then.
 if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD/CMakeCache.txt"; then
-  log "bench: $BUILD is not a Release build; using $ROOT/build-bench"
+  printf '%s\n' "bench: $BUILD is not a Release build; using $ROOT/build-bench" >&2
   BUILD=$ROOT/build-bench
   OUT=${OUT_SET:-$BUILD/bench-results}
-  LOADGEN=$BUILD/bench_loadgen
-  OURS=$BUILD/chatkit-server
 fi
-if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
-fi
-cmake --build "$BUILD" --target chatkit-server bench_loadgen >&2
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
+OURS=$SERVER
+bench_build
 if [[ ! -d $PEER/node_modules/chatkit-node-backend-sdk ]]; then
   (cd "$PEER" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) >&2
 fi
-mkdir -p "$OUT"
-: >"$OUT/raw.txt"
 
 # Streams need one descriptor each, on both sides.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 need=$((MEM_STREAMS + 100))
 if (($(ulimit -n) < need)); then
   log "ulimit -n is $(ulimit -n); need $need for MEM_STREAMS=$MEM_STREAMS"
@@ -65,42 +57,6 @@ if (($(ulimit -n) < need)); then
 fi
 
 # ---- Servers ----
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-# start NAME CMD...: starts a server on a free port; sets SPID and SPORT.
-start() {
-  local name=$1
-  shift
-  local out=$OUT/$name.out
-  : >"$out"
-  "$@" >"$out" 2>"$OUT/$name.err" &
-  SPID=$!
-  PIDS+=("$SPID")
-  SPORT=
-  for _ in $(seq 1 200); do
-    SPORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$out")
-    [[ -n $SPORT ]] && return 0
-    sleep 0.05
-  done
-  log "$name did not start: $(cat "$OUT/$name.err")"
-  exit 1
-}
-
-stop() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
 # The load is one anonymous user, so the per-user limits are off (the Node peer has none).
 ours() { start "ours$1" "$OURS" --host 127.0.0.1 --port 0 --store memory: --log-level off \
   --demo-tokens "$TOKENS" --workers "${3:-$WORKERS}" --demo-delay-ms "$2" \
@@ -109,43 +65,6 @@ node_peer() { start "node$1" node "$PEER/server.js" --host 127.0.0.1 --port 0 \
   --demo-tokens "$TOKENS" --demo-delay-ms "$2"; }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-CREATE='{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"hello there"}],"attachments":[],"inference_options":{}}}}'
-
-post() { curl -sS --max-time 30 -X POST -H 'Content-Type: application/json' \
-  "http://127.0.0.1:$1/chatkit" -d "$2"; }
-
-# seed PORT: 25 threads; the first gets 20 items (10 turns). Sets TID.
-seed() {
-  local port=$1
-  TID=$(post "$port" "$CREATE" | sed -n 's/.*"type":"thread.created","thread":{[^}]*"id":"\(thr_[^"]*\)".*/\1/p' | head -1)
-  if [[ -z $TID ]]; then
-    TID=$(post "$port" '{"type":"threads.list","params":{"limit":1}}' | grep -o 'thr_[0-9a-zA-Z]*' | head -1)
-  fi
-  for _ in $(seq 1 9); do
-    post "$port" "{\"type\":\"threads.add_user_message\",\"params\":{\"thread_id\":\"$TID\",\"input\":{\"content\":[{\"type\":\"input_text\",\"text\":\"tell me more\"}],\"attachments\":[],\"inference_options\":{}}}}" >/dev/null
-  done
-  for _ in $(seq 1 24); do post "$port" "$CREATE" >/dev/null; done
-  local n
-  n=$(post "$port" "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"$TID\",\"limit\":50}}" | grep -o '"thread_id":"' | wc -l)
-  if [[ $n -ne 20 ]]; then
-    log "seeding port $port: thread $TID has $n items, want 20"
-    exit 1
-  fi
-}
-
-# kv "LINE" KEY: the value of KEY in a "k=v k=v" result line.
-kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
-
-result() {
-  printf '%s %s\n' "$1" "$2" >>"$OUT/raw.txt"
-  log "$1: $2"
-}
-
-rate() { # rate MODE PORT BODY [CONNECTIONS]
-  "$LOADGEN" "$1" --port "$2" --body "$3" --connections "${4:-$CONNECTIONS}" \
-    --duration "$DURATION" --warmup "$WARMUP"
-}
 
 declare -A R
 ROWS=()
@@ -156,11 +75,11 @@ row() { ROWS+=("$*"); }
 log "== rates: ours (--workers $WORKERS) vs node, $CONNECTIONS connections, ${DURATION}s"
 ours main 0
 OPORT=$SPORT OPID=$SPID
-seed "$OPORT"
+seed "$OPORT" 24 # 25 threads in all, so a threads.list page of 20 is full
 OTID=$TID
 node_peer main 0
 NPORT=$SPORT NPID=$SPID
-seed "$NPORT"
+seed "$NPORT" 24
 NTID=$TID
 
 declare -A BODY
@@ -248,7 +167,7 @@ SWEEP=()
 for w in $WORKER_SWEEP; do
   log "== worker sweep: --workers $w"
   ours "sweep$w" 0 "$w"
-  seed "$SPORT"
+  seed "$SPORT" 24
   line="| $w"
   for k in list items get; do
     r=$(rate json "$SPORT" "${BODY[$k]//TID/$TID}")
@@ -264,7 +183,6 @@ done
 
 # ---- Table ----
 # ratio A B: A / B with two decimals ("-" when either is missing or zero).
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 # met R T: "yes" when R >= T.
 met() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "-") print "?"; else print (r + 0 >= t + 0) ? "yes" : "no" }'; }
 # line LABEL OURS NODE RATIO TARGET MET

@@ -96,7 +96,6 @@ seed "$SPORT"
 stop "$SPID"
 
 declare -A BEST ERR
-best() { awk -v a="${1:-0}" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 # measure KEY PORT: both rates against PORT.
 measure() {
   local r s
@@ -130,7 +129,6 @@ for round in $(seq 1 "$ROUNDS"); do
   stop "$b"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 echo
 echo "PostgreSQL store, $CONNECTIONS connections, ${DURATION}s per rate, best of $ROUNDS interleaved rounds, nginx $NGINX_WORKERS workers, $(nproc) cores"
 echo

@@ -31,7 +31,6 @@ STORE[sqlite]=sqlite:$TMP/chatkit.db
 STORE[postgres]=$PG_URL
 KINDS=(memory sqlite postgres)
 
-best() { awk -v a="${1:-0}" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 
 for round in $(seq 1 "$ROUNDS"); do
   for k in "${KINDS[@]}"; do
@@ -50,7 +49,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 echo
 echo "chatkit-server --workers $WORKERS, $CONNECTIONS connections, ${DURATION}s per rate, best of $ROUNDS interleaved rounds, $(nproc) cores"
 echo
