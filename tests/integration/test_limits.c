@@ -270,65 +270,6 @@ static void test_rate_limit(void **state) {
   assert_int_equal(ck_proc_stop(&srv, 15000), 0);
 }
 
-typedef struct stream_state {
-  hc_conn c;
-  ck_buf pending;
-  char tid[64], mid[64];
-  int deltas;
-  bool done; /* the assistant's thread.item.done arrived */
-} stream_state;
-
-static void on_event(stream_state *s, const ck_json *ev) {
-  const char *type = ck_json_object_get_str(ev, "type");
-  const ck_json *item = ck_json_object_get(ev, "item");
-  if (strcmp(type, "thread.created") == 0)
-    snprintf(s->tid, sizeof(s->tid), "%s",
-             ck_json_object_get_str(ck_json_object_get(ev, "thread"), "id"));
-  if (strcmp(type, "thread.item.added") == 0)
-    snprintf(s->mid, sizeof(s->mid), "%s", ck_json_object_get_str(item, "id"));
-  const char *ut = ck_json_object_get_str(ck_json_object_get(ev, "update"), "type");
-  if (ut != NULL && strcmp(ut, "assistant_message.content_part.text_delta") == 0)
-    s->deltas++;
-  if (strcmp(type, "thread.item.done") == 0 && s->mid[0] &&
-      strcmp(ck_json_object_get_str(item, "id"), s->mid) == 0)
-    s->done = true;
-}
-
-/* Opens a threads.create stream and reads until `deltas` text deltas arrived. */
-static void open_stream(stream_state *s, int port, int deltas) {
-  memset(s, 0, sizeof(*s));
-  ck_buf_init(&s->pending, 0);
-  assert_int_equal(hc_open(&s->c, port, 20000), 0);
-  ck_buf req;
-  ck_buf_init(&req, 0);
-  hc_format(&req, "POST", "/chatkit", NULL, create_body, sizeof(create_body) - 1);
-  assert_int_equal(hc_send(&s->c, req.data, req.len), 0);
-  ck_buf_free(&req);
-  hc_response head;
-  assert_int_equal(hc_read_head(&s->c, &head), 0);
-  assert_int_equal(head.status, 200);
-  hc_response_free(&head);
-  while (s->deltas < deltas) {
-    ck_json *ev = NULL;
-    assert_int_equal(hc_sse_next(&s->c, &s->pending, A, &ev), 1);
-    on_event(s, ev);
-  }
-}
-
-/* Reads the rest of the stream. Returns 0 when it ended cleanly, -1 otherwise. */
-static int finish_stream(stream_state *s) {
-  for (;;) {
-    ck_json *ev = NULL;
-    int rc = hc_sse_next(&s->c, &s->pending, A, &ev);
-    if (rc <= 0) {
-      hc_close(&s->c);
-      ck_buf_free(&s->pending);
-      return rc;
-    }
-    on_event(s, ev);
-  }
-}
-
 static void test_streams_per_user(void **state) {
   (void)state;
   const char *args[] = {"--store",
@@ -342,8 +283,8 @@ static void test_streams_per_user(void **state) {
                         NULL};
   int port = ck_server_start(&srv, dir, args, NULL);
   assert_true(port > 0);
-  stream_state s;
-  open_stream(&s, port, 1);
+  hc_live s;
+  assert_int_equal(hc_live_open(&s, port, create_body, A, 1), 0);
   hc_response r;
   assert_int_equal(hc_chatkit(port, create_body, &r), 0);
   assert_int_equal(r.status, 429);
@@ -362,7 +303,7 @@ static void test_streams_per_user(void **state) {
   assert_true(sample(text, "chatkit_requests_total{type=\"threads.create\",status=\"429\"}") == 1);
 
   /* The first stream is untouched and completes. */
-  assert_int_equal(finish_stream(&s), 0);
+  assert_int_equal(hc_live_finish(&s, A), 0);
   assert_true(s.done);
   assert_int_equal(s.deltas, 50);
   text = scrape(port);
@@ -378,10 +319,10 @@ static void test_max_stream_seconds(void **state) {
   int port = ck_server_start(&srv, dir, args, NULL);
   assert_true(port > 0);
   long long started = ck_now_ms();
-  stream_state s;
-  open_stream(&s, port, 1);
+  hc_live s;
+  assert_int_equal(hc_live_open(&s, port, create_body, A, 1), 0);
   /* The stream ends on its own, cleanly (the last chunk), after about a second. */
-  assert_int_equal(finish_stream(&s), 0);
+  assert_int_equal(hc_live_finish(&s, A), 0);
   long long took = ck_now_ms() - started;
   assert_false(s.done);
   assert_true(s.deltas > 0 && s.deltas < 50);

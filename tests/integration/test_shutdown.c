@@ -42,66 +42,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-typedef struct stream_state {
-  hc_conn c;
-  ck_buf pending;
-  char tid[64], mid[64];
-  int deltas;
-  bool done; /* the assistant's thread.item.done arrived */
-} stream_state;
-
-/* Opens a threads.create stream and reads until `deltas` text deltas arrived. */
-static void open_stream(stream_state *s, int port, int deltas) {
-  memset(s, 0, sizeof(*s));
-  ck_buf_init(&s->pending, 0);
-  assert_int_equal(hc_open(&s->c, port, 10000), 0);
-  ck_buf req;
-  ck_buf_init(&req, 0);
-  hc_format(&req, "POST", "/chatkit", NULL, create_body, sizeof(create_body) - 1);
-  assert_int_equal(hc_send(&s->c, req.data, req.len), 0);
-  ck_buf_free(&req);
-  hc_response head;
-  assert_int_equal(hc_read_head(&s->c, &head), 0);
-  assert_int_equal(head.status, 200);
-  hc_response_free(&head);
-  while (s->deltas < deltas) {
-    ck_json *ev = NULL;
-    assert_int_equal(hc_sse_next(&s->c, &s->pending, A, &ev), 1);
-    const char *type = ck_json_object_get_str(ev, "type");
-    const ck_json *item = ck_json_object_get(ev, "item");
-    if (strcmp(type, "thread.created") == 0)
-      snprintf(s->tid, sizeof(s->tid), "%s",
-               ck_json_object_get_str(ck_json_object_get(ev, "thread"), "id"));
-    if (strcmp(type, "thread.item.added") == 0)
-      snprintf(s->mid, sizeof(s->mid), "%s", ck_json_object_get_str(item, "id"));
-    const char *ut = ck_json_object_get_str(ck_json_object_get(ev, "update"), "type");
-    if (ut != NULL && strcmp(ut, "assistant_message.content_part.text_delta") == 0)
-      s->deltas++;
-  }
-}
-
-/* Reads the rest of the stream. Returns 0 when it ended cleanly (the last chunk), -1 if the
- * connection broke or timed out. */
-static int finish_stream(stream_state *s) {
-  for (;;) {
-    ck_json *ev = NULL;
-    int rc = hc_sse_next(&s->c, &s->pending, A, &ev);
-    if (rc <= 0) {
-      hc_close(&s->c);
-      ck_buf_free(&s->pending);
-      return rc;
-    }
-    const char *type = ck_json_object_get_str(ev, "type");
-    const ck_json *item = ck_json_object_get(ev, "item");
-    const char *ut = ck_json_object_get_str(ck_json_object_get(ev, "update"), "type");
-    if (ut != NULL && strcmp(ut, "assistant_message.content_part.text_delta") == 0)
-      s->deltas++;
-    if (strcmp(type, "thread.item.done") == 0 &&
-        strcmp(ck_json_object_get_str(item, "id"), s->mid) == 0)
-      s->done = true;
-  }
-}
-
 /* True once a connection to `port` is refused, polling for up to `ms`. */
 static bool refused_within(int port, int ms) {
   long long deadline = ck_now_ms() + ms;
@@ -122,15 +62,15 @@ static void test_stream_finishes_within_grace(void **state) {
       "5000",    NULL};
   int port = ck_server_start(&srv, dir, args, NULL);
   assert_true(port > 0);
-  stream_state s;
-  open_stream(&s, port, 2);
+  hc_live s;
+  assert_int_equal(hc_live_open(&s, port, create_body, A, 2), 0);
   long long signalled = ck_now_ms();
   assert_int_equal(kill(srv.pid, SIGTERM), 0);
   /* The listener closes at once, long before the stream (about 1.8 s more) is over. */
   assert_true(refused_within(port, 1000));
   assert_true(ck_now_ms() - signalled < 1500);
   assert_int_equal(ck_proc_wait(&srv, 0), -1); /* still running: the stream goes on */
-  assert_int_equal(finish_stream(&s), 0);
+  assert_int_equal(hc_live_finish(&s, A), 0);
   assert_true(s.done);
   assert_int_equal(s.deltas, 20);
   /* Once the stream is over, the process exits cleanly. */
@@ -145,8 +85,8 @@ static void test_short_grace_cancels(void **state) {
       "200",     NULL};
   int port = ck_server_start(&srv, dir, args, NULL);
   assert_true(port > 0);
-  stream_state s;
-  open_stream(&s, port, 2);
+  hc_live s;
+  assert_int_equal(hc_live_open(&s, port, create_body, A, 2), 0);
   char tid[64], mid[64];
   memcpy(tid, s.tid, sizeof(tid));
   memcpy(mid, s.mid, sizeof(mid));
@@ -154,7 +94,7 @@ static void test_short_grace_cancels(void **state) {
   assert_int_equal(kill(srv.pid, SIGTERM), 0);
   /* The stream ends early (the grace is 0.2 s, the reply needs 1.8 s more), without the
    * final item, but as a proper end of the chunked body rather than a broken connection. */
-  assert_int_equal(finish_stream(&s), 0);
+  assert_int_equal(hc_live_finish(&s, A), 0);
   long long ended = ck_now_ms() - signalled;
   assert_false(s.done);
   assert_true(s.deltas < 20);

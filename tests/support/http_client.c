@@ -429,3 +429,63 @@ const char *hc_item_text(ck_arena *a, const ck_json *item) {
   ck_buf_free(&b);
   return s;
 }
+
+static void live_event(hc_live *s, const ck_json *ev) {
+  const char *type = ck_json_object_get_str(ev, "type");
+  const ck_json *item = ck_json_object_get(ev, "item");
+  if (type == NULL)
+    return;
+  if (strcmp(type, "thread.created") == 0)
+    snprintf(s->tid, sizeof(s->tid), "%s",
+             ck_json_object_get_str(ck_json_object_get(ev, "thread"), "id"));
+  if (strcmp(type, "thread.item.added") == 0)
+    snprintf(s->mid, sizeof(s->mid), "%s", ck_json_object_get_str(item, "id"));
+  const char *ut = ck_json_object_get_str(ck_json_object_get(ev, "update"), "type");
+  if (ut != NULL && strcmp(ut, "assistant_message.content_part.text_delta") == 0)
+    s->deltas++;
+  const char *id = ck_json_object_get_str(item, "id");
+  if (strcmp(type, "thread.item.done") == 0 && s->mid[0] && id != NULL && strcmp(id, s->mid) == 0)
+    s->done = true;
+}
+
+static int live_close(hc_live *s, int rc) {
+  hc_close(&s->c);
+  ck_buf_free(&s->pending);
+  return rc;
+}
+
+int hc_live_open(hc_live *s, int port, const char *json, ck_arena *a, int deltas) {
+  memset(s, 0, sizeof(*s));
+  ck_buf_init(&s->pending, 0);
+  if (hc_open(&s->c, port, 20000) != 0)
+    return -1;
+  ck_buf req;
+  ck_buf_init(&req, 0);
+  hc_format(&req, "POST", "/chatkit", NULL, json, strlen(json));
+  int rc = hc_send(&s->c, req.data, req.len);
+  ck_buf_free(&req);
+  hc_response head;
+  memset(&head, 0, sizeof(head));
+  if (rc != 0 || hc_read_head(&s->c, &head) != 0 || head.status != 200) {
+    hc_response_free(&head);
+    return live_close(s, -1);
+  }
+  hc_response_free(&head);
+  while (s->deltas < deltas) {
+    ck_json *ev = NULL;
+    if (hc_sse_next(&s->c, &s->pending, a, &ev) != 1)
+      return live_close(s, -1);
+    live_event(s, ev);
+  }
+  return 0;
+}
+
+int hc_live_finish(hc_live *s, ck_arena *a) {
+  for (;;) {
+    ck_json *ev = NULL;
+    int rc = hc_sse_next(&s->c, &s->pending, a, &ev);
+    if (rc <= 0)
+      return live_close(s, rc);
+    live_event(s, ev);
+  }
+}

@@ -94,6 +94,24 @@ ck_json *hc_json(ck_arena *a, const char *text, size_t len);
  * printed). */
 ck_json *hc_stream(ck_arena *a, int port, const char *json);
 
+/** A streaming response read while it runs: what the tests of limits and shutdown watch of a
+ * demo-model answer. */
+typedef struct hc_live {
+  hc_conn c;
+  ck_buf pending;
+  char tid[64], mid[64]; /* the thread (thread.created) and the assistant message ids */
+  int deltas;            /* text deltas seen */
+  bool done;             /* the assistant message's thread.item.done arrived */
+} hc_live;
+
+/** POSTs `json` (a streaming request), expects a 200, then reads events until `deltas` text
+ * deltas arrived. Returns 0, or -1 (the stream is then closed). */
+int hc_live_open(hc_live *s, int port, const char *json, ck_arena *a, int deltas);
+
+/** Reads the rest of the stream, then closes it. Returns 0 when it ended cleanly (the last
+ * chunk), -1 if the connection broke or timed out. */
+int hc_live_finish(hc_live *s, ck_arena *a);
+
 /** The "type" of each event joined with spaces, into `out` (for order assertions). */
 void hc_event_types(const ck_json *events, char *out, size_t cap);
 
