@@ -212,63 +212,16 @@ static void test_corrupt_record(void **state) {
 }
 
 /* Two handles on one file behave like two processes sharing the database. */
-typedef struct writer_arg {
-  ck_store *s;
-  int n;
-  int errors;
-} writer_arg;
-
-static void *hammer(void *arg) {
-  writer_arg *w = arg;
-  ck_arena *a = ck_arena_new(0);
-  char text[256];
-  for (int i = 0; i < 100 && a != NULL; i++) {
-    ck_arena_reset(a);
-    snprintf(text, sizeof(text),
-             "{\"id\":\"h%d_%d\",\"created_at\":\"2025-01-02T00:00:00\",\"type\":\"x\"}", w->n, i);
-    ck_json *v = NULL;
-    if (ck_json_parse(a, text, strlen(text), 0, &v, NULL) != CK_OK ||
-        w->s->vt->add_thread_item(w->s, "thr_1", v, &ALICE) != CK_OK)
-      w->errors++;
-  }
-  ck_arena_free(a);
-  return NULL;
-}
-
 static void test_two_handles(void **state) {
   tmp *t = *state;
-  ck_arena *a = ck_arena_new(0);
   snprintf(t->path, sizeof(t->path), "%s/shared.db", t->dir);
   ck_store *s1 = open_ok(t->path);
   ck_store *s2 = open_ok(t->path);
-  ck_json *v;
-  ck_page p;
-  assert_int_equal(s1->vt->save_thread(s1, parse(a, THREAD), &ALICE), CK_OK);
-  assert_int_equal(s2->vt->load_thread(s2, a, "thr_1", &ALICE, &v), CK_OK);
-  assert_string_equal(ck_json_dumps(a, v, NULL), THREAD);
-  assert_int_equal(s2->vt->add_thread_item(s2, "thr_1", parse(a, ITEM), &ALICE), CK_OK);
-  assert_int_equal(s1->vt->load_item(s1, a, "thr_1", "msg_1", &ALICE, &v), CK_OK);
-  assert_string_equal(ck_json_dumps(a, v, NULL), ITEM);
-
-  /* Both handles write at once: the file lock serialises them, nothing is lost. */
-  writer_arg w1 = {.s = s1, .n = 1}, w2 = {.s = s2, .n = 2};
-  pthread_t t1, t2;
-  assert_int_equal(pthread_create(&t1, NULL, hammer, &w1), 0);
-  assert_int_equal(pthread_create(&t2, NULL, hammer, &w2), 0);
-  pthread_join(t1, NULL);
-  pthread_join(t2, NULL);
-  assert_int_equal(w1.errors + w2.errors, 0);
-  assert_int_equal(s1->vt->load_thread_items(s1, a, "thr_1", NULL, 500, CK_ORDER_ASC, &ALICE, &p),
-                   CK_OK);
-  assert_int_equal(ck_json_array_size(p.data), 201);
-
-  assert_int_equal(s1->vt->delete_thread(s1, "thr_1", &ALICE), CK_OK);
-  assert_int_equal(s2->vt->load_thread(s2, a, "thr_1", &ALICE, &v), CK_ENOTFOUND);
+  ck_test_store_two_handles(s1, s2);
   assert_int_equal(raw_int(t->path, "SELECT count(*) FROM items"), 0);
   ck_store_free(s1);
   ck_store_free(s2);
   remove_db(t->path);
-  ck_arena_free(a);
 }
 
 /* A version 1 database (before stream leases) is upgraded in place when opened, keeping its

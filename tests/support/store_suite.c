@@ -5,6 +5,7 @@
 #include <chatkit/json.h>
 #include <chatkit/mem.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -817,4 +818,75 @@ int ck_test_store_suite(const char *backend_name, ck_store *(*open_fresh)(void *
   char group[64];
   snprintf(group, sizeof(group), "store/%s", backend_name);
   return _cmocka_run_group_tests(group, tests, CASE_COUNT, NULL, NULL);
+}
+
+/* ---- Two handles on one database ---- */
+
+typedef struct writer_arg {
+  ck_store *s;
+  int n;
+  int errors;
+} writer_arg;
+
+static const ck_ctx TWO_USER = {.user_id = "alice"};
+
+/* Writes 100 items into thr_1 through one handle. */
+static void *hammer(void *arg) {
+  writer_arg *w = arg;
+  ck_arena *a = ck_arena_new(0);
+  char text[256];
+  for (int i = 0; i < 100 && a != NULL; i++) {
+    ck_arena_reset(a);
+    snprintf(text, sizeof(text),
+             "{\"id\":\"h%d_%d\",\"created_at\":\"2025-01-02T00:00:00\",\"type\":\"x\"}", w->n, i);
+    ck_json *v = NULL;
+    if (ck_json_parse(a, text, strlen(text), 0, &v, NULL) != CK_OK ||
+        w->s->vt->add_thread_item(w->s, "thr_1", v, &TWO_USER) != CK_OK)
+      w->errors++;
+  }
+  if (a == NULL)
+    w->errors++;
+  ck_arena_free(a);
+  return NULL;
+}
+
+void ck_test_store_two_handles(ck_store *s1, ck_store *s2) {
+  static const char thread[] =
+      "{\"title\":\"T\",\"id\":\"thr_1\",\"created_at\":\"2025-01-01T00:00:00\","
+      "\"status\":{\"type\":\"active\"},\"metadata\":{\"k\":\"v\"}}";
+  static const char item[] = "{\"id\":\"msg_1\",\"thread_id\":\"thr_1\",\"created_at\":"
+                             "\"2025-01-01T00:00:01\",\"type\":\"user_message\",\"content\":[],"
+                             "\"attachments\":[],\"inference_options\":{}}";
+  ck_arena *a = ck_arena_new(0);
+  assert_non_null(a);
+  ck_json *v = NULL;
+  ck_page p;
+  assert_int_equal(ck_json_parse(a, thread, strlen(thread), 0, &v, NULL), CK_OK);
+  assert_int_equal(s1->vt->save_thread(s1, v, &TWO_USER), CK_OK);
+  assert_int_equal(s2->vt->load_thread(s2, a, "thr_1", &TWO_USER, &v), CK_OK);
+  assert_string_equal(ck_json_dumps(a, v, NULL), thread);
+  assert_int_equal(ck_json_parse(a, item, strlen(item), 0, &v, NULL), CK_OK);
+  assert_int_equal(s2->vt->add_thread_item(s2, "thr_1", v, &TWO_USER), CK_OK);
+  assert_int_equal(s1->vt->load_item(s1, a, "thr_1", "msg_1", &TWO_USER, &v), CK_OK);
+  assert_string_equal(ck_json_dumps(a, v, NULL), item);
+
+  /* Both write at once: the database serialises them, nothing is lost. */
+  writer_arg w1 = {.s = s1, .n = 1}, w2 = {.s = s2, .n = 2};
+  pthread_t t1, t2;
+  assert_int_equal(pthread_create(&t1, NULL, hammer, &w1), 0);
+  assert_int_equal(pthread_create(&t2, NULL, hammer, &w2), 0);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  assert_int_equal(w1.errors + w2.errors, 0);
+  /* INT_MAX as the limit: the limit + 1 a store asks for must not overflow. */
+  assert_int_equal(
+      s2->vt->load_thread_items(s2, a, "thr_1", NULL, INT_MAX, CK_ORDER_ASC, &TWO_USER, &p), CK_OK);
+  assert_int_equal(ck_json_array_size(p.data), 201);
+  assert_false(p.has_more);
+  assert_int_equal(s2->vt->load_threads(s2, a, INT_MAX, NULL, CK_ORDER_DESC, &TWO_USER, &p), CK_OK);
+  assert_int_equal(ck_json_array_size(p.data), 1);
+
+  assert_int_equal(s1->vt->delete_thread(s1, "thr_1", &TWO_USER), CK_OK);
+  assert_int_equal(s2->vt->load_thread(s2, a, "thr_1", &TWO_USER, &v), CK_ENOTFOUND);
+  ck_arena_free(a);
 }

@@ -17,4 +17,11 @@
 int ck_test_store_suite(const char *backend_name, ck_store *(*open_fresh)(void *ud),
                         void (*cleanup)(void *ud), void *ud);
 
+/** Two handles on one empty database, as two server processes would have (SQLite, PostgreSQL):
+ * what one writes the other reads; both then add 100 items to one thread at the same time and
+ * none is lost (201 items, read back with an INT_MAX limit, which must not overflow); a thread
+ * deleted through one is gone through the other. Leaves the database without thread "thr_1";
+ * the caller checks its backend's own tables. Fails the current cmocka test. */
+void ck_test_store_two_handles(ck_store *s1, ck_store *s2);
+
 #endif
