@@ -144,18 +144,6 @@ static size_t stored_count(hx *h) {
   return n;
 }
 
-typedef struct runner {
-  ck_stream *s;
-  hx *h;
-  int rc;
-} runner;
-
-static void *run_stream(void *arg) {
-  runner *r = arg;
-  r->rc = ck_stream_run(r->s, hx_sink(r->h));
-  return NULL;
-}
-
 /* While one response runs on a thread, a second request on it is refused before it sends or
  * writes anything; once the first ends, the thread takes requests again. */
 static void test_busy_thread_refused(void **state) {
@@ -168,10 +156,10 @@ static void test_busy_thread_refused(void **state) {
 
   sc->m = M_BLOCK;
   hx_clear_frames(h);
-  runner r = {NULL, h, 0};
+  hx_runner r = {NULL, h, 0};
   assert_int_equal(hx_open_stream(h, NULL, ADD_MSG, &r.s), CK_OK);
   pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, run_stream, &r), 0);
+  assert_int_equal(pthread_create(&th, NULL, hx_run_stream, &r), 0);
   pthread_mutex_lock(&sc->mu);
   while (sc->phase != 1)
     pthread_cond_wait(&sc->cv, &sc->mu);

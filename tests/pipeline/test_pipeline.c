@@ -349,26 +349,14 @@ static void test_hidden_done_swallowed(void **state) {
   free_scenario(sc);
 }
 
-typedef struct runner {
-  ck_stream *s;
-  hx *h;
-  int rc;
-} runner;
-
-static void *run_stream(void *arg) {
-  runner *r = arg;
-  r->rc = ck_stream_run(r->s, hx_sink(r->h));
-  return NULL;
-}
-
 /* The stop button from another thread while the handler waits on its model. */
 static void test_cancel_from_another_thread(void **state) {
   scenario *sc = new_scenario(M_WAIT_CANCEL);
   hx *h = setup(sc);
-  runner r = {NULL, h, 0};
+  hx_runner r = {NULL, h, 0};
   assert_int_equal(hx_open_stream(h, NULL, CREATE, &r.s), CK_OK);
   pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, run_stream, &r), 0);
+  assert_int_equal(pthread_create(&th, NULL, hx_run_stream, &r), 0);
   pthread_mutex_lock(&sc->mu);
   while (sc->phase != 1)
     pthread_cond_wait(&sc->cv, &sc->mu);

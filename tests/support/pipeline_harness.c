@@ -206,6 +206,12 @@ const ck_sink *hx_sink(hx *h) {
   return &h->sink;
 }
 
+void *hx_run_stream(void *arg) {
+  hx_runner *r = arg;
+  r->rc = ck_stream_run(r->s, hx_sink(r->h));
+  return NULL;
+}
+
 int hx_open_stream(hx *h, const ck_ctx *ctx, const char *body, ck_stream **s) {
   ck_response resp;
   ck_error_info err;

@@ -65,6 +65,17 @@ int hx_open_stream(hx *h, const ck_ctx *ctx, const char *body, ck_stream **s);
 /** The sink that collects frames into `h` (ud = h). */
 const ck_sink *hx_sink(hx *h);
 
+/** A stream run on a thread of its own (pthread_create(&t, NULL, hx_run_stream, &r)), for
+ * tests that act on it from another thread meanwhile. */
+typedef struct hx_runner {
+  ck_stream *s;
+  hx *h;
+  int rc; /* ck_stream_run's result, once the thread was joined */
+} hx_runner;
+
+/** The thread function: runs r->s into hx_sink(r->h). */
+void *hx_run_stream(void *arg);
+
 /** The payload of frame `i`, or NULL. */
 const char *hx_frame(const hx *h, size_t i);
 
