@@ -642,6 +642,33 @@ static void loop_until(run *r, uint64_t until, bool (*done)(run *)) {
 
 /* ---- Modes ---- */
 
+/* Opens every connection of a burst (ttfb and agents modes) as fast as one thread can. Each
+ * request is sent as soon as its connect() completes, and sockets that became ready are
+ * serviced after every open, so neither the requests nor the timestamps of early responses
+ * wait for the whole burst to be opened: that wait is the client's, not the server's, and it
+ * used to add up to `opened_in_ms` to every early stream's time to first byte. Returns the
+ * number of connections that could not be opened. */
+static size_t open_burst(run *r) {
+  size_t connect_errors = 0;
+  struct epoll_event evs[64];
+  for (int i = 0; i < r->nconns; i++) {
+    conn *c = &r->c[i];
+    c->fd = -1;
+    if (conn_open(r, c) != 0) {
+      connect_errors++;
+      c->st = C_DONE;
+      continue;
+    }
+    r->open_streams++;
+    if (c->st == C_WRITING && conn_write(r, c) != 0)
+      on_response_end(r, c, false);
+    int n = epoll_wait(r->ep, evs, 64, 0);
+    for (int k = 0; k < n; k++)
+      conn_event(r, (conn *)evs[k].data.ptr, evs[k].events);
+  }
+  return connect_errors;
+}
+
 static int build_request(run *r) {
   const opts *o = r->o;
   size_t blen = strlen(o->body);
@@ -728,16 +755,7 @@ static int run_ttfb(const opts *o) {
   uint64_t t0 = now_ns();
   r.t_window = t0;
   r.t_end = t0 + (uint64_t)((o->timeout + o->hold) * 1e9);
-  size_t connect_errors = 0;
-  for (int i = 0; i < r.nconns; i++) {
-    r.c[i].fd = -1;
-    if (conn_open(&r, &r.c[i]) != 0) {
-      connect_errors++;
-      r.c[i].st = C_DONE;
-    } else {
-      r.open_streams++;
-    }
-  }
+  size_t connect_errors = open_burst(&r);
   uint64_t t_opened = now_ns();
   loop_until(&r, t0 + (uint64_t)(o->timeout * 1e9), all_first_event);
   size_t got = 0, no_event = 0;
@@ -806,16 +824,7 @@ static int run_agents(const opts *o) {
   uint64_t t0 = now_ns();
   r.t_window = t0;
   r.t_end = t0 + (uint64_t)(o->timeout * 1e9);
-  size_t connect_errors = 0;
-  for (int i = 0; i < r.nconns; i++) {
-    r.c[i].fd = -1;
-    if (conn_open(&r, &r.c[i]) != 0) {
-      connect_errors++;
-      r.c[i].st = C_DONE;
-    } else {
-      r.open_streams++;
-    }
-  }
+  size_t connect_errors = open_burst(&r);
   uint64_t t_opened = now_ns();
   loop_until(&r, r.t_end, all_done);
   uint64_t t_done = now_ns();
