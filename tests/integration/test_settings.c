@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,6 +186,58 @@ static void test_port_env(void **state) {
   stop();
 }
 
+/* The "Max open files" soft limit of process `pid`, from /proc/PID/limits; -1 if unknown. */
+static long soft_nofile(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+  FILE *f = fopen(path, "r");
+  long soft = -1;
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    if (strncmp(line, "Max open files", 14) == 0)
+      soft = strtol(line + 14, NULL, 10);
+  if (f != NULL)
+    fclose(f);
+  return soft;
+}
+
+/* Started with a low soft limit on open files, the server raises it to the hard limit (one
+ * descriptor per connection: 1,024 would cap it at about a thousand clients) and says so. */
+static void test_raises_fd_limit(void **state) {
+  (void)state;
+  struct rlimit saved;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max <= 256) {
+    skip(); /* nothing to raise to */
+    return;
+  }
+  struct rlimit low = {256, saved.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  const char *args[] = {"--store", "memory:", "--port", "0", "--log-level", "info", NULL};
+  start_at(args, NULL); /* the child inherits the low soft limit */
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  long soft = soft_nofile(proc.pid);
+  if (saved.rlim_max == RLIM_INFINITY)
+    assert_true(soft > 256);
+  else
+    assert_int_equal(soft, (long)saved.rlim_max);
+  /* The "listening" log line follows the stdout line: give it a moment to land. */
+  char want[64];
+  snprintf(want, sizeof(want), "\"max_fds\":\"%ld\"", soft);
+  char *err = NULL;
+  for (int i = 0; i < 100; i++) {
+    free(err);
+    err = ck_proc_stderr(&proc);
+    if (err != NULL && strstr(err, want) != NULL)
+      break;
+    ck_sleep_ms(20);
+  }
+  if (err == NULL || strstr(err, want) == NULL)
+    fprintf(stderr, "no %s in: %s\n", want, err ? err : "(no stderr)");
+  assert_true(err != NULL && strstr(err, want) != NULL);
+  stop();
+  free(err);
+}
+
 static void test_dotenv(void **state) {
   (void)state;
   int p1 = free_port();
@@ -302,9 +355,13 @@ static void test_sqlite_dir_and_persistence(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_values),
-      cmocka_unit_test(test_port_env),     cmocka_unit_test(test_dotenv),
-      cmocka_unit_test(test_config_file),  cmocka_unit_test(test_sqlite_dir_and_persistence),
+      cmocka_unit_test(test_help_version),
+      cmocka_unit_test(test_bad_values),
+      cmocka_unit_test(test_port_env),
+      cmocka_unit_test(test_dotenv),
+      cmocka_unit_test(test_raises_fd_limit),
+      cmocka_unit_test(test_config_file),
+      cmocka_unit_test(test_sqlite_dir_and_persistence),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
