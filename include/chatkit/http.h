@@ -174,6 +174,23 @@ int ck_http_stream_write(ck_http_request *req, const void *data, size_t len);
  * Returns CK_OK, CK_ECANCELLED or CK_ESTATE. */
 int ck_http_stream_end(ck_http_request *req);
 
+/** Flags of ck_http_stream_send. */
+enum {
+  CK_HTTP_STREAM_BEGIN = 1, /* send the response head first (as ck_http_stream_begin) */
+  CK_HTTP_STREAM_END = 2,   /* end the stream after the data (as ck_http_stream_end) */
+  CK_HTTP_STREAM_ALL = 3
+};
+
+/** Does in one socket write what ck_http_stream_begin (with CK_HTTP_STREAM_BEGIN, using
+ * `status` and `headers`), ck_http_stream_write (`data`, `len`; may be empty) and
+ * ck_http_stream_end (with CK_HTTP_STREAM_END) would do in up to three. Each write on a
+ * TCP_NODELAY socket is its own segment and wakes the peer once, so a response whose head and
+ * first events, or whose last events and end, are ready together should go out this way.
+ * Returns what those functions return: CK_OK, CK_ECANCELLED (peer gone), CK_ESTATE (wrong
+ * state for the flags), CK_EINVAL (bad status, header, flags or length) or CK_ENOMEM. */
+int ck_http_stream_send(ck_http_request *req, int flags, int status, const ck_http_header *headers,
+                        const void *data, size_t len);
+
 /** Returns the standard reason phrase for `status` ("OK", "Not Found"...), or "Unknown". */
 const char *ck_http_reason(int status);
 

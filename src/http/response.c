@@ -3,6 +3,7 @@
 
 #include <chatkit/error.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -292,32 +293,6 @@ int ck_http_respond_error(ck_http_request *req, int status, const char *code, co
   return rc;
 }
 
-int ck_http_stream_begin(ck_http_request *req, int status, const ck_http_header *headers) {
-  if (req == NULL)
-    return CK_EINVAL;
-  ck__http_req *r = (ck__http_req *)req;
-  int rc = can_begin(r, status, NULL, headers);
-  if (rc != CK_OK)
-    return rc;
-  if (status == 204 || status == 304)
-    return CK_EINVAL; /* those never carry a body to stream */
-  /* HTTP/1.0 has no chunked encoding: the end of the body is the end of the connection. */
-  r->chunked = r->pub.http_minor >= 1;
-  int conn_hdr = connection_header(r, !r->chunked);
-  ck_buf head;
-  ck_buf_init(&head, MAX_HEAD_BYTES);
-  rc = build_head(&head, status, NULL, -1, r->chunked, conn_hdr, headers);
-  if (rc == CK_OK) {
-    uv_buf_t b = uv_buf_init(head.data, (unsigned)head.len);
-    rc = ck__http_conn_write(r->conn, &b, 1);
-  }
-  ck_buf_free(&head);
-  if (rc != CK_OK)
-    return rc == CK_ETOOBIG ? CK_EINVAL : rc;
-  r->state = CK__REQ_STREAMING;
-  return CK_OK;
-}
-
 /* Checks that `req` has an open stream. */
 static int can_stream(ck__http_req *r) {
   if (r->state == CK__REQ_DONE)
@@ -329,40 +304,73 @@ static int can_stream(ck__http_req *r) {
   return CK_OK;
 }
 
-int ck_http_stream_write(ck_http_request *req, const void *data, size_t len) {
-  if (req == NULL || (data == NULL && len > 0))
+int ck_http_stream_send(ck_http_request *req, int flags, int status, const ck_http_header *headers,
+                        const void *data, size_t len) {
+  if (req == NULL || (data == NULL && len > 0) || (flags & ~CK_HTTP_STREAM_ALL) != 0)
     return CK_EINVAL;
-  ck__http_req *r = (ck__http_req *)req;
-  int rc = can_stream(r);
-  if (rc != CK_OK || len == 0 || r->is_head)
-    return rc;
   if (len > UINT32_MAX)
     return CK_EINVAL; /* uv_buf_t lengths are unsigned int on Linux */
-  if (!r->chunked) {
-    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-    return ck__http_conn_write(r->conn, &b, 1);
+  ck__http_req *r = (ck__http_req *)req;
+  bool begin = (flags & CK_HTTP_STREAM_BEGIN) != 0, end = (flags & CK_HTTP_STREAM_END) != 0;
+  int rc;
+  if (begin) {
+    rc = can_begin(r, status, NULL, headers);
+    if (rc == CK_OK && (status == 204 || status == 304))
+      rc = CK_EINVAL; /* those never carry a body to stream */
+  } else {
+    rc = can_stream(r);
   }
+  if (rc != CK_OK)
+    return rc;
+  /* Up to five pieces, one write: head, chunk size line, data, chunk CRLF, last chunk. */
+  uv_buf_t bufs[5];
+  unsigned n = 0;
   char size_line[24];
-  int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-  uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n),
-                      uv_buf_init((char *)(uintptr_t)data, (unsigned)len), uv_buf_init("\r\n", 2)};
-  return ck__http_conn_write(r->conn, bufs, 3);
+  ck_buf head;
+  ck_buf_init(&head, MAX_HEAD_BYTES);
+  if (begin) {
+    /* HTTP/1.0 has no chunked encoding: the end of the body is the end of the connection. */
+    r->chunked = r->pub.http_minor >= 1;
+    rc =
+        build_head(&head, status, NULL, -1, r->chunked, connection_header(r, !r->chunked), headers);
+    if (rc != CK_OK) {
+      rc = rc == CK_ETOOBIG ? CK_EINVAL : rc;
+      goto done;
+    }
+    bufs[n++] = uv_buf_init(head.data, (unsigned)head.len);
+  }
+  if (len > 0 && !r->is_head) {
+    char *body = (char *)(uintptr_t)data;
+    if (r->chunked) {
+      int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+      bufs[n++] = uv_buf_init(size_line, (unsigned)k);
+      bufs[n++] = uv_buf_init(body, (unsigned)len);
+      bufs[n++] = uv_buf_init("\r\n", 2);
+    } else {
+      bufs[n++] = uv_buf_init(body, (unsigned)len);
+    }
+  }
+  if (end && r->chunked && !r->is_head)
+    bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+  rc = n > 0 ? ck__http_conn_write(r->conn, bufs, n) : CK_OK;
+  if (rc != CK_OK)
+    goto done;
+  r->state = end ? CK__REQ_DONE : CK__REQ_STREAMING;
+  if (end)
+    ck__http_conn_response_done(r->conn);
+done:
+  ck_buf_free(&head);
+  return rc;
+}
+
+int ck_http_stream_begin(ck_http_request *req, int status, const ck_http_header *headers) {
+  return ck_http_stream_send(req, CK_HTTP_STREAM_BEGIN, status, headers, NULL, 0);
+}
+
+int ck_http_stream_write(ck_http_request *req, const void *data, size_t len) {
+  return ck_http_stream_send(req, 0, 0, NULL, data, len);
 }
 
 int ck_http_stream_end(ck_http_request *req) {
-  if (req == NULL)
-    return CK_EINVAL;
-  ck__http_req *r = (ck__http_req *)req;
-  int rc = can_stream(r);
-  if (rc != CK_OK)
-    return rc;
-  if (r->chunked && !r->is_head) {
-    uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-    rc = ck__http_conn_write(r->conn, &b, 1);
-    if (rc != CK_OK)
-      return rc;
-  }
-  r->state = CK__REQ_DONE;
-  ck__http_conn_response_done(r->conn);
-  return CK_OK;
+  return ck_http_stream_send(req, CK_HTTP_STREAM_END, 0, NULL, NULL, 0);
 }

@@ -54,6 +54,7 @@ typedef struct exchange {
   ck_stream *stream; /* under mu until finished */
   atomic_bool aborted;
   bool headers_sent;  /* loop only */
+  bool ended;         /* loop only: the end of the stream was written with the last frames */
   size_t events;      /* loop only */
   const char *origin; /* allowed Origin to echo, or NULL (request arena) */
   /* Set by the worker before it posts the end (the mailbox orders it before the loop's read). */
@@ -308,7 +309,16 @@ static bool inline_ok(ck_service *svc) {
          ck_server_handlers_nonblocking(svc->cfg.server);
 }
 
-static void flush_frames(exchange *ex);
+static void flush_frames(exchange *ex, bool last);
+
+/* Whether the worker side is done with a stream exchange, so its end may go out with the
+ * frames at hand. */
+static bool exchange_finished(exchange *ex) {
+  pthread_mutex_lock(&ex->mu);
+  bool fin = ex->finished && ex->stream != NULL;
+  pthread_mutex_unlock(&ex->mu);
+  return fin;
+}
 
 /* Called by the stream when an asynchronous handler queued events. When nothing blocks and the
  * producer is on the loop thread, the events are drained right here; results still reach the
@@ -318,7 +328,9 @@ static void stream_notify(void *ud, ck_stream *s) {
   uv_thread_t self = uv_thread_self();
   if (inline_ok(ex->svc) && uv_thread_equal(&self, &ex->svc->loop_thread)) {
     job_drain(&ex->drain_job);
-    flush_frames(ex); /* on the loop already: write now rather than a loop turn later */
+    /* On the loop already: write now rather than a loop turn later, with the end of the
+     * stream if it came with these events. */
+    flush_frames(ex, exchange_finished(ex));
   } else
     ck__pool_submit(ex->svc->pool, &ex->drain_job);
 }
@@ -477,7 +489,8 @@ static void complete(exchange *ex, int rc) {
           : rc == CK_ECANCELLED ? "disconnected"
                                 : "aborted";
     if (ex->headers_sent) {
-      ck_http_stream_end(req);
+      if (!ex->ended)
+        ck_http_stream_end(req);
     } else if (rc == CK_OK || rc == CK_ECANCELLED) {
       /* A stream with no events (e.g. a retry of an unknown item) is still a 200 stream. */
       const ck_http_header sse[] = {
@@ -505,8 +518,9 @@ static void complete(exchange *ex, int rc) {
   exchange_free(ex);
 }
 
-/* Loop side: writes the frames produced so far (one write for the batch). */
-static void flush_frames(exchange *ex) {
+/* Loop side: writes the frames produced so far (one write for the batch). The first write
+ * carries the response head and, when the exchange is `last`, the end of the stream too. */
+static void flush_frames(exchange *ex, bool last) {
   ck_buf frames;
   pthread_mutex_lock(&ex->mu);
   frames = ex->out;
@@ -515,19 +529,25 @@ static void flush_frames(exchange *ex) {
   ex->out_events = 0;
   pthread_mutex_unlock(&ex->mu);
   if (frames.len > 0 && !atomic_load(&ex->aborted)) {
+    int flags = last ? CK_HTTP_STREAM_END : 0;
+    ck_http_header h[8];
     if (!ex->headers_sent) {
       const ck_http_header sse[] = {{"Content-Type", "text/event-stream"},
                                     {"Cache-Control", "no-cache"},
                                     {"X-Accel-Buffering", "no"},
                                     {NULL, NULL}};
-      ck_http_header h[8];
       cors_headers(h, ex->origin, sse);
-      ck_http_stream_begin(ex->req, 200, h);
-      ex->headers_sent = true;
+      flags |= CK_HTTP_STREAM_BEGIN;
+    }
+    int rc = ck_http_stream_send(ex->req, flags, 200, h, frames.data, frames.len);
+    if ((flags & CK_HTTP_STREAM_BEGIN) != 0) {
+      ex->headers_sent = true; /* counted as a stream until it completes, even if it failed */
       ex->svc->nstreams++;
     }
-    if (ck_http_stream_write(ex->req, frames.data, frames.len) != CK_OK)
+    if (rc != CK_OK)
       atomic_store(&ex->aborted, true);
+    else
+      ex->ended = last;
     ex->events += nev;
     ck_metric_add(ex->svc->m_events, NULL, (double)nev);
   }
@@ -541,7 +561,7 @@ static void on_msg(ck__msg *msg) {
   int rc = ex->final_rc;
   ex->msg_posted = false;
   pthread_mutex_unlock(&ex->mu);
-  flush_frames(ex);
+  flush_frames(ex, finished && ex->resp.stream != NULL);
   if (finished)
     complete(ex, rc);
 }
@@ -692,9 +712,10 @@ static void on_request(ck_http_request *req, void *ud) {
   if (kind == EX_CHATKIT && inline_ok(svc)) {
     job_run(&ex->run_job);
     /* The first bytes go out now: with many requests arriving together, waiting for the
-     * mailbox would hold every first byte until the whole batch was processed. The end of
-     * the exchange still goes through the mailbox, a loop turn later. */
-    flush_frames(ex);
+     * mailbox would hold every first byte until the whole batch was processed. A stream that
+     * already ended goes out whole, head to last chunk, in one write; the rest of the
+     * exchange (log, metrics, freeing) still goes through the mailbox, a loop turn later. */
+    flush_frames(ex, exchange_finished(ex));
   } else
     ck__pool_submit(svc->pool, &ex->run_job);
 }

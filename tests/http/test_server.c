@@ -181,6 +181,17 @@ static void handler(ck_http_request *req, void *ud) {
       assert_int_equal(ck_http_stream_write(req, "data: one\n\n", 11), CK_OK);
     ck_http_request_on_abort(req, on_abort, NULL);
     hold(req);
+  } else if (strcmp(p, "/whole") == 0) {
+    /* A whole streamed response in one call, after the calls it must refuse. */
+    ck_http_header h[] = {{"Content-Type", "text/event-stream"}, {NULL, NULL}};
+    assert_int_equal(ck_http_stream_send(req, 8, 200, h, "x", 1), CK_EINVAL);
+    assert_int_equal(ck_http_stream_send(req, 0, 0, NULL, "x", 1), CK_ESTATE);
+    assert_int_equal(ck_http_stream_send(req, CK_HTTP_STREAM_END, 0, NULL, NULL, 0), CK_ESTATE);
+    assert_int_equal(ck_http_stream_send(req, CK_HTTP_STREAM_BEGIN, 204, h, NULL, 0), CK_EINVAL);
+    assert_int_equal(ck_http_stream_send(req, CK_HTTP_STREAM_ALL, 200, h, "data: all\n\n", 11),
+                     CK_OK);
+    assert_int_equal(ck_http_stream_send(req, 0, 0, NULL, "x", 1), CK_ESTATE);
+    ck_http_request_release(req);
   } else if (strcmp(p, "/hold") == 0) {
     ck_http_request_on_abort(req, on_abort, NULL);
     hold(req);
@@ -642,6 +653,35 @@ static void test_streaming_incremental(void **state) {
   stop_server();
 }
 
+/* ck_http_stream_send: head, data and end in one call, chunked for HTTP/1.1 (the connection
+ * stays usable) and raw for HTTP/1.0 (the end of the body is the end of the connection). */
+static void test_stream_send_whole(void **state) {
+  start_server(NULL, NULL);
+  client *c = cl_open();
+  cl_send(c, "GET /whole HTTP/1.1\r\n\r\n");
+  resp r;
+  assert_int_equal(cl_response(c, &r, 0), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.head, "Transfer-Encoding: chunked"));
+  assert_string_equal(r.body, "data: all\n\n");
+  resp_free(&r);
+  cl_send(c, "GET /echo HTTP/1.1\r\n\r\n");
+  assert_int_equal(cl_response(c, &r, 0), 0);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  cl_close(c);
+
+  c = cl_open();
+  cl_send(c, "GET /whole HTTP/1.0\r\n\r\n");
+  assert_int_equal(cl_response(c, &r, 0), 0);
+  assert_null(strstr(r.head, "Transfer-Encoding"));
+  assert_string_equal(r.body, "data: all\n\n");
+  resp_free(&r);
+  assert_true(cl_eof(c));
+  cl_close(c);
+  stop_server();
+}
+
 static void check_abort_latency(const char *request) {
   client *c = cl_open();
   int before = fx.holds; /* the loop only changes it after the send below */
@@ -824,6 +864,7 @@ int main(void) {
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_head_and_http10),
       cmocka_unit_test(test_streaming_incremental),
+      cmocka_unit_test(test_stream_send_whole),
       cmocka_unit_test(test_abort_when_idle),
       cmocka_unit_test(test_slow_consumer),
       cmocka_unit_test(test_forgotten_request),
