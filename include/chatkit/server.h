@@ -118,7 +118,9 @@ typedef struct ck_server_config {
   ck_store *store;                        /* required; borrowed, must outlive the server */
   const ck_attachment_store *attachments; /* optional; borrowed */
   ck_handlers handlers;                   /* copied */
-  ck_idgen_fn idgen;                      /* NULL: the default random ids */
+  /* NULL: the default ids, prefix + 8 hex digits from getrandom, buffered per server (so a
+   * process must not fork and keep using a server it created before the fork). */
+  ck_idgen_fn idgen;
   void *idgen_ud;
   ck_clock_fn clock; /* NULL: wall-clock local time */
   void *clock_ud;
@@ -263,6 +265,16 @@ int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *valu
  * Thread-safe. */
 int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_index,
                               const char *text, size_t len);
+
+/** Holds back the notify callback for the pushes that follow, until ck_stream_push_flush, or
+ * ck_stream_push_end / ck_stream_push_fail, which end the hold. A producer with several events
+ * ready at once (the first events of a message, a model read that carried several deltas)
+ * pushes them inside a hold, so that they are drained together and reach the client in one
+ * write instead of one each. Holds do not nest. Thread-safe. */
+void ck_stream_push_hold(ck_stream *s);
+
+/** Ends a hold: if pushed events wait, the owner is notified now. Thread-safe. */
+void ck_stream_push_flush(ck_stream *s);
 
 /** Ends the asynchronous handler successfully. Thread-safe. */
 int ck_stream_push_end(ck_stream *s);

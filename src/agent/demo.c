@@ -183,6 +183,8 @@ static void on_tick(uv_timer_t *t) {
     finish(p);
     return;
   }
+  /* A tick's events (three on the first, three on the last) leave in one write. */
+  ck_stream_push_hold(p->s);
   if (p->k == 0) {
     ck_json *item = ck_item_assistant_message(a, p->id, p->thread_id, p->created_at, NULL);
     ck_json *ev = item ? ck_event_item(a, "thread.item.added", item) : NULL;
@@ -228,7 +230,9 @@ static void on_tick(uv_timer_t *t) {
   }
   ck_arena_reset(a);
   if (rc != CK_OK)
-    finish(p);
+    finish(p); /* ends the hold */
+  else
+    ck_stream_push_flush(p->s);
 }
 
 static void on_cancel(void *ud) {

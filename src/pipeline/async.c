@@ -61,22 +61,10 @@ int ck_stream_sleep(ck_stream *s, int ms) {
   return atomic_load(&s->cancelled) ? CK_ECANCELLED : CK_OK;
 }
 
-/* Appends an entry; notifies the owner when no drain is pending. */
-static int enqueue(ck_stream *s, ck__queued *q) {
-  pthread_mutex_lock(&s->mu);
-  if (s->ended) {
-    pthread_mutex_unlock(&s->mu);
-    free(q);
-    return CK_ESTATE;
-  }
-  if (q->end)
-    s->ended = true;
-  if (s->qtail)
-    s->qtail->next = q;
-  else
-    s->qhead = q;
-  s->qtail = q;
-  bool notify = !s->draining && s->notify != NULL;
+/* Notifies the owner, if events wait, no drain is pending and no hold is on. Called with `mu`
+ * held; returns with it released. */
+static void notify_unlock(ck_stream *s) {
+  bool notify = s->qhead != NULL && !s->draining && !s->held && s->notify != NULL;
   if (notify)
     s->draining = true;
   void (*fn)(void *, ck_stream *) = s->notify;
@@ -84,7 +72,40 @@ static int enqueue(ck_stream *s, ck__queued *q) {
   pthread_mutex_unlock(&s->mu);
   if (notify)
     fn(ud, s);
+}
+
+/* Appends an entry; notifies the owner when no drain is pending. The end marker ends a hold:
+ * the producer may not touch the stream after it. */
+static int enqueue(ck_stream *s, ck__queued *q) {
+  pthread_mutex_lock(&s->mu);
+  if (s->ended) {
+    pthread_mutex_unlock(&s->mu);
+    free(q);
+    return CK_ESTATE;
+  }
+  if (q->end) {
+    s->ended = true;
+    s->held = false;
+  }
+  if (s->qtail)
+    s->qtail->next = q;
+  else
+    s->qhead = q;
+  s->qtail = q;
+  notify_unlock(s);
   return atomic_load(&s->cancelled) ? CK_ECANCELLED : CK_OK;
+}
+
+void ck_stream_push_hold(ck_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->held = !s->ended;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ck_stream_push_flush(ck_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->held = false;
+  notify_unlock(s);
 }
 
 static int push_json(ck_stream *s, const ck_json *event, bool canonical) {

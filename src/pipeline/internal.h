@@ -17,6 +17,11 @@ struct ck_server {
   void *clock_ud;
   int lease_ms;          /* the stream lease TTL; <= 0: streams take no lease */
   char lease_prefix[24]; /* random per server (so per process): the first half of a holder id */
+  /* Random bytes for the default ids, fetched 256 at a time: one getrandom per 64 ids instead
+   * of one per id (ids are made on workers and on the loop, hence the lock). */
+  pthread_mutex_t rnd_mu;
+  unsigned char rnd[256];
+  size_t rnd_pos; /* bytes of rnd used; sizeof(rnd) when empty */
 };
 
 /* An assistant message content part while it streams: its text grows in a heap buffer so
@@ -110,6 +115,7 @@ struct ck_stream {
   bool async;      /* the handler returned CK_PENDING and has not ended */
   bool draining;   /* a drain is running or scheduled: pushes do not notify */
   bool ended;      /* the end marker was pushed */
+  bool held;       /* ck_stream_push_hold: pushes wait for ck_stream_push_flush to notify */
   void (*notify)(void *ud, ck_stream *s);
   void *notify_ud;
   void (*on_cancel)(void *ud);

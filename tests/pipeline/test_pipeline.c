@@ -6,6 +6,7 @@
 #include <chatkit/error.h>
 #include <chatkit/protocol.h>
 #include <chatkit/server.h>
+#include <chatkit/store.h>
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -30,6 +31,7 @@ typedef enum mode {
   M_FAIL_CODE,   /* fails with ck_stream_fail(code, retry) */
   M_FAIL_PLAIN,  /* returns CK_EHANDLER without saying how to report it */
   M_TITLE_FAIL,  /* sets the title, then fails */
+  M_ASYNC,       /* returns CK_PENDING; the test pushes the events */
 } mode;
 
 typedef struct scenario {
@@ -164,6 +166,8 @@ static int respond(void *ud, ck_stream *s, const ck_json *user_message) {
   case M_TITLE_FAIL:
     set_title(s, "T");
     return ck_stream_fail_custom(s, "bad", false);
+  case M_ASYNC:
+    return CK_PENDING;
   }
   return CK_OK;
 }
@@ -437,6 +441,80 @@ static void test_cancel_after_1000_deltas(void **state) {
   free_scenario(sc);
 }
 
+static void count_notify(void *ud, ck_stream *s) {
+  (*(int *)ud)++;
+}
+
+/* Pushes inside a hold notify the owner once, at the flush; the end marker ends a hold (the
+ * producer may not touch the stream after it), so it notifies too. */
+static void test_push_hold(void **state) {
+  scenario *sc = new_scenario(M_TEXT);
+  hx *h = setup(sc);
+  ck_arena *a = ck_arena_new(1024);
+  assert_int_equal(hx_request(h, NULL, CREATE, NULL, NULL), CK_OK);
+  sc->m = M_ASYNC;
+  ck_stream *s = NULL;
+  assert_int_equal(hx_open_stream(h, NULL, ADD_MSG("thr_0001"), &s), CK_OK);
+  int notified = 0;
+  ck_stream_set_notify(s, count_notify, &notified);
+  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  ck_stream_push_hold(s);
+  assert_int_equal(ck_stream_push_canonical(s, ck_event_progress(a, NULL, "held-1")), CK_OK);
+  assert_int_equal(ck_stream_push_canonical(s, ck_event_progress(a, NULL, "held-2")), CK_OK);
+  assert_int_equal(notified, 0);
+  ck_stream_push_flush(s);
+  assert_int_equal(notified, 1);
+  ck_stream_push_flush(s); /* nothing waits (a drain is still due): no second call */
+  assert_int_equal(notified, 1);
+  assert_int_equal(ck_stream_drain(s), CK_PENDING);
+  assert_true(hx_find(h, "held-1") >= 0 && hx_find(h, "held-2") > hx_find(h, "held-1"));
+  /* Without a hold every push after a drain notifies at once. */
+  assert_int_equal(ck_stream_push_canonical(s, ck_event_progress(a, NULL, "free")), CK_OK);
+  assert_int_equal(notified, 2);
+  assert_int_equal(ck_stream_drain(s), CK_PENDING);
+  ck_stream_push_hold(s);
+  assert_int_equal(ck_stream_push_canonical(s, ck_event_progress(a, NULL, "last")), CK_OK);
+  assert_int_equal(notified, 2);
+  assert_int_equal(ck_stream_push_end(s), CK_OK);
+  assert_int_equal(notified, 3);
+  assert_int_equal(ck_stream_drain(s), CK_OK);
+  assert_true(hx_find(h, "last") >= 0);
+  ck_stream_free(s);
+  ck_arena_free(a);
+  teardown(h);
+  free_scenario(sc);
+}
+
+/* The default ids: prefix, '_' and 8 lowercase hex digits, drawn from a buffer of random bytes
+ * that is refilled every 64 ids. Across 1,000 ids (many refills) no id repeats its neighbour
+ * or the id one buffer earlier, which a position that does not advance or a buffer that is not
+ * refilled would produce. (Comparing every pair would fail by chance once in ~8,600 runs.) */
+static void test_default_ids(void **state) {
+  ck_store *store = NULL;
+  assert_int_equal(ck_store_open_url("memory:", &store, NULL, 0), CK_OK);
+  ck_server_config cfg = {.store = store};
+  ck_server *srv = ck_server_new(&cfg);
+  ck_arena *a = ck_arena_new(4096);
+  enum { N = 1000 };
+  static char ids[N][16];
+  for (int i = 0; i < N; i++) {
+    const char *id = ck_server_generate_id(srv, a, i % 2 ? "message" : "thread", NULL);
+    assert_non_null(id);
+    const char *hex = id + 4;
+    assert_memory_equal(id, i % 2 ? "msg_" : "thr_", 4);
+    assert_int_equal(strlen(hex), 8);
+    assert_int_equal(strspn(hex, "0123456789abcdef"), 8);
+    memcpy(ids[i], hex, 9);
+    if (i >= 1)
+      assert_string_not_equal(ids[i - 1], ids[i]);
+    if (i >= 64)
+      assert_string_not_equal(ids[i - 64], ids[i]);
+  }
+  ck_arena_free(a);
+  ck_server_free(srv);
+  ck_store_free(store);
+}
+
 /* A pending message with only whitespace (Python's str.isspace(), Unicode included) is not
  * saved on cancel; the hidden item always is. */
 static void test_cancel_skips_blank_message(void **state) {
@@ -560,6 +638,8 @@ int main(void) {
       cmocka_unit_test(test_sink_cancel),
       cmocka_unit_test(test_cancel_after_1000_deltas),
       cmocka_unit_test(test_cancel_skips_blank_message),
+      cmocka_unit_test(test_push_hold),
+      cmocka_unit_test(test_default_ids),
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_default_action_handler),
       cmocka_unit_test(test_user_isolation),
