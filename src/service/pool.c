@@ -85,11 +85,29 @@ void ck__pool_free(ck__pool *p) {
   free(p);
 }
 
+/* Messages from other threads go through a locked queue and the async handle (an eventfd
+ * write and read). Messages the loop thread posts to itself (an inline request's results, a
+ * producer started on the loop) need neither: they go on a queue only the loop thread touches,
+ * run in the check phase right after the current I/O callbacks, and an idle handle keeps the
+ * next poll from blocking if they were posted from a timer. */
 struct ck__mailbox {
   uv_async_t async;
+  uv_check_t check;
+  uv_idle_t idle;
+  uv_thread_t loop_thread;
   pthread_mutex_t mu;
-  ck__msg *head, *tail;
+  ck__msg *head, *tail;   /* from other threads, under mu */
+  ck__msg *lhead, *ltail; /* from the loop thread */
+  int open_handles;
 };
+
+static void run_all(ck__msg *msg) {
+  while (msg != NULL) {
+    ck__msg *next = msg->next;
+    msg->fn(msg);
+    msg = next;
+  }
+}
 
 static void mailbox_drain(uv_async_t *h) {
   ck__mailbox *m = h->data;
@@ -97,11 +115,28 @@ static void mailbox_drain(uv_async_t *h) {
   ck__msg *msg = m->head;
   m->head = m->tail = NULL;
   pthread_mutex_unlock(&m->mu);
-  while (msg != NULL) {
-    ck__msg *next = msg->next;
-    msg->fn(msg);
-    msg = next;
+  run_all(msg);
+}
+
+/* Runs the loop thread's own messages, including those they post in turn. */
+static void local_drain(ck__mailbox *m) {
+  for (int guard = 0; m->lhead != NULL && guard < 64; guard++) {
+    ck__msg *msg = m->lhead;
+    m->lhead = m->ltail = NULL;
+    run_all(msg);
   }
+  if (m->lhead == NULL) {
+    uv_check_stop(&m->check);
+    uv_idle_stop(&m->idle);
+  }
+}
+
+static void on_check(uv_check_t *h) {
+  local_drain(h->data);
+}
+
+static void on_idle(uv_idle_t *h) {
+  local_drain(h->data);
 }
 
 ck__mailbox *ck__mailbox_new(uv_loop_t *loop) {
@@ -114,12 +149,26 @@ ck__mailbox *ck__mailbox_new(uv_loop_t *loop) {
     free(m);
     return NULL;
   }
-  m->async.data = m;
+  uv_check_init(loop, &m->check);
+  uv_idle_init(loop, &m->idle);
+  m->async.data = m->check.data = m->idle.data = m;
+  m->loop_thread = uv_thread_self();
   return m;
 }
 
 void ck__mailbox_post(ck__mailbox *m, ck__msg *msg) {
   msg->next = NULL;
+  uv_thread_t self = uv_thread_self();
+  if (uv_thread_equal(&self, &m->loop_thread)) {
+    if (m->ltail)
+      m->ltail->next = msg;
+    else
+      m->lhead = msg;
+    m->ltail = msg;
+    uv_check_start(&m->check, on_check);
+    uv_idle_start(&m->idle, on_idle);
+    return;
+  }
   pthread_mutex_lock(&m->mu);
   if (m->tail)
     m->tail->next = msg;
@@ -132,6 +181,8 @@ void ck__mailbox_post(ck__mailbox *m, ck__msg *msg) {
 
 static void mailbox_closed(uv_handle_t *h) {
   ck__mailbox *m = h->data;
+  if (--m->open_handles > 0)
+    return;
   pthread_mutex_destroy(&m->mu);
   free(m);
 }
@@ -140,5 +191,9 @@ void ck__mailbox_close(ck__mailbox *m) {
   if (m == NULL)
     return;
   mailbox_drain(&m->async);
+  local_drain(m);
+  m->open_handles = 3;
   uv_close((uv_handle_t *)&m->async, mailbox_closed);
+  uv_close((uv_handle_t *)&m->check, mailbox_closed);
+  uv_close((uv_handle_t *)&m->idle, mailbox_closed);
 }

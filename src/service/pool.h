@@ -31,10 +31,11 @@ typedef struct ck__msg {
   void (*fn)(struct ck__msg *msg);
 } ck__msg;
 
-/** Creates a mailbox on `loop` (an async handle). */
+/** Creates a mailbox on `loop` (an async handle). Call it on the loop's thread. */
 ck__mailbox *ck__mailbox_new(uv_loop_t *loop);
 
-/** Posts a message from any thread. */
+/** Posts a message from any thread. Posted from the loop thread itself, it runs after the
+ * current callback returns (never inside the post), without a system call. */
 void ck__mailbox_post(ck__mailbox *m, ck__msg *msg);
 
 /** Closes the mailbox (on the loop thread); pending messages are delivered first. */
