@@ -36,13 +36,31 @@ const char *ck_id_prefix(const char *kind) {
   return NULL;
 }
 
+/* Takes `n` (at most 16) random bytes from the server's buffer, refilling it when empty. */
+static int take_random(ck_server *srv, unsigned char *out, size_t n) {
+  int rc = CK_OK;
+  pthread_mutex_lock(&srv->rnd_mu);
+  if (srv->rnd_pos + n > sizeof(srv->rnd)) {
+    if (getrandom(srv->rnd, sizeof(srv->rnd), 0) == (ssize_t)sizeof(srv->rnd))
+      srv->rnd_pos = 0;
+    else
+      rc = CK_EIO;
+  }
+  if (rc == CK_OK) {
+    memcpy(out, srv->rnd + srv->rnd_pos, n);
+    srv->rnd_pos += n;
+  }
+  pthread_mutex_unlock(&srv->rnd_mu);
+  return rc;
+}
+
 /* The reference's default: the prefix, '_' and the first 8 hex digits of a random UUID. */
 static int default_idgen(void *ud, const char *kind, const ck_json *thread, char *out, size_t cap) {
   const char *prefix = ck_id_prefix(kind);
   unsigned char r[4];
   if (prefix == NULL)
     prefix = kind;
-  if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+  if (take_random(ud, r, sizeof(r)) != CK_OK)
     return CK_EIO;
   int n = snprintf(out, cap, "%s_%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3]);
   return (n < 0 || (size_t)n >= cap) ? CK_ETOOBIG : CK_OK;
@@ -68,7 +86,9 @@ ck_server *ck_server_new(const ck_server_config *cfg) {
   srv->attachments = cfg->attachments;
   srv->h = cfg->handlers;
   srv->idgen = cfg->idgen ? cfg->idgen : default_idgen;
-  srv->idgen_ud = cfg->idgen_ud;
+  srv->idgen_ud = cfg->idgen ? cfg->idgen_ud : srv;
+  pthread_mutex_init(&srv->rnd_mu, NULL);
+  srv->rnd_pos = sizeof(srv->rnd);
   srv->clock = cfg->clock ? cfg->clock : default_clock;
   srv->clock_ud = cfg->clock_ud;
   srv->lease_ms = cfg->stream_lease_ms == 0 ? CK_STREAM_LEASE_DEFAULT_MS : cfg->stream_lease_ms;
@@ -85,6 +105,9 @@ ck_server *ck_server_new(const ck_server_config *cfg) {
 }
 
 void ck_server_free(ck_server *srv) {
+  if (srv == NULL)
+    return;
+  pthread_mutex_destroy(&srv->rnd_mu);
   free(srv);
 }
 
