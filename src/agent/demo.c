@@ -41,34 +41,43 @@ static void user_text(const ck_json *msg, ck_buf *out) {
   }
 }
 
-/* Splits the reply into tokens: each word with the spaces that follow it. Tokens are byte
- * ranges of `text`; `starts` has room for `cap` entries. */
-static size_t tokenize(const char *text, size_t len, size_t *starts, size_t cap) {
-  size_t n = 0, i = 0;
-  while (i < len && n < cap) {
-    starts[n++] = i;
-    while (i < len && text[i] != ' ')
-      i++;
-    while (i < len && text[i] == ' ')
-      i++;
-  }
-  return n;
-}
-
 #define MAX_TOKENS 4096
 
-/* The reply and its tokens, prepared on the worker. */
+/* The reply and how many tokens to send (cycling through the text when that is more than it
+ * has). Tokens are found as they are sent, so a paced reply keeps no table of them. */
 typedef struct reply {
   ck_buf text;
-  size_t *starts; /* ntok + 1 offsets (heap) */
-  size_t ntok;    /* tokens in `text` */
-  size_t want;    /* tokens to send (cycles through the text when larger) */
+  size_t want; /* tokens to send */
 } reply;
 
 static void reply_free(reply *r) {
   ck_buf_free(&r->text);
-  free(r->starts);
-  r->starts = NULL;
+}
+
+/* The token at byte offset *pos: a word and the spaces after it. Moves *pos to the next token,
+ * or back to the start after the last one. The text is never empty. */
+static void next_token(const reply *r, size_t *pos, const char **p, size_t *n) {
+  const char *t = r->text.data;
+  size_t len = r->text.len, i = *pos < len ? *pos : 0, e = i;
+  while (e < len && t[e] != ' ')
+    e++;
+  while (e < len && t[e] == ' ')
+    e++;
+  *p = t + i;
+  *n = e - i;
+  *pos = e < len ? e : 0;
+}
+
+/* The number of tokens in the text, capped at MAX_TOKENS. */
+static size_t count_tokens(const reply *r) {
+  size_t pos = 0, n = 0;
+  do {
+    const char *p;
+    size_t k;
+    next_token(r, &pos, &p, &k);
+    n++;
+  } while (pos != 0 && n < MAX_TOKENS);
+  return n;
 }
 
 static int build_reply(ck_demo *d, const ck_json *msg, reply *r) {
@@ -91,22 +100,8 @@ static int build_reply(ck_demo *d, const ck_json *msg, reply *r) {
   ck_buf_free(&said);
   if (rc != CK_OK)
     return rc;
-  size_t tmp[MAX_TOKENS + 1];
-  r->ntok = tokenize(r->text.data, r->text.len, tmp, MAX_TOKENS);
-  r->starts = malloc((r->ntok + 1) * sizeof(size_t));
-  if (r->starts == NULL)
-    return CK_ENOMEM;
-  memcpy(r->starts, tmp, r->ntok * sizeof(size_t));
-  r->starts[r->ntok] = r->text.len;
-  r->want = d->cfg.tokens > 0 ? (size_t)d->cfg.tokens : r->ntok;
+  r->want = d->cfg.tokens > 0 ? (size_t)d->cfg.tokens : count_tokens(r);
   return CK_OK;
-}
-
-/* Token k (cycling), as a byte range. */
-static void token(const reply *r, size_t k, const char **p, size_t *n) {
-  size_t i = k % r->ntok;
-  *p = r->text.data + r->starts[i];
-  *n = r->starts[i + 1] - r->starts[i];
 }
 
 /* Names an untitled thread after the start of its first message. */
@@ -134,10 +129,11 @@ static int maybe_title(ck_stream *s, const ck_json *msg) {
 static int respond_sync(ck_demo *d, ck_stream *s, reply *r) {
   ck_assistant *m = NULL;
   int rc = ck_assistant_begin(s, NULL, &m);
+  size_t pos = 0;
   for (size_t k = 0; rc == CK_OK && k < r->want; k++) {
     const char *p;
     size_t n;
-    token(r, k, &p, &n);
+    next_token(r, &pos, &p, &n);
     if (k > 0 && d->cfg.delay_ms > 0)
       rc = ck_stream_sleep(s, d->cfg.delay_ms);
     if (rc == CK_OK)
@@ -155,16 +151,15 @@ typedef struct producer {
   ck_stream *s;
   ck_demo *demo;
   reply r;
-  size_t k; /* next token */
+  size_t k;   /* tokens sent */
+  size_t pos; /* where the next token starts in r.text */
   const char *id, *thread_id, *created_at;
-  ck_arena *a; /* scratch for building events */
   atomic_bool stop;
 } producer;
 
 static void producer_closed(uv_handle_t *h) {
   producer *p = h->data;
   reply_free(&p->r);
-  ck_arena_free(p->a);
   free(p);
 }
 
@@ -175,61 +170,73 @@ static void finish(producer *p) {
   uv_close((uv_handle_t *)&p->timer, producer_closed);
 }
 
+/* The events of the first tick (the message and its content part), or of the last (the part
+ * and the message, done), built in a scratch arena that lives only for the tick: the ticks in
+ * between send a bare text delta and need none. */
+static int push_first(producer *p, ck_arena *a) {
+  ck_json *item = ck_item_assistant_message(a, p->id, p->thread_id, p->created_at, NULL);
+  ck_json *ev = item ? ck_event_item(a, "thread.item.added", item) : NULL;
+  int rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
+  ck_json *part = ck_assistant_content(a, "", 0);
+  ck_json *upd = part ? ck_update_content_part(a, false, 0, part) : NULL;
+  ev = upd ? ck_event_item_updated(a, p->id, upd) : NULL;
+  if (rc == CK_OK)
+    rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
+  return rc;
+}
+
+static int push_last(producer *p, ck_arena *a) {
+  ck_buf full;
+  ck_buf_init(&full, 0);
+  int rc = CK_OK;
+  size_t pos = 0;
+  for (size_t k = 0; k < p->r.want && rc == CK_OK; k++) {
+    const char *tok;
+    size_t n;
+    next_token(&p->r, &pos, &tok, &n);
+    rc = ck_buf_append(&full, tok, n);
+  }
+  const char *text = full.data ? full.data : "";
+  ck_json *part = ck_assistant_content(a, text, full.len);
+  ck_json *upd = part ? ck_update_content_part(a, true, 0, part) : NULL;
+  ck_json *ev = upd ? ck_event_item_updated(a, p->id, upd) : NULL;
+  if (rc == CK_OK)
+    rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
+  ck_json *content = ck_json_array(a);
+  part = ck_assistant_content(a, text, full.len);
+  ck_json_array_append(content, part);
+  ck_json *item = ck_item_assistant_message(a, p->id, p->thread_id, p->created_at, content);
+  ev = item ? ck_event_item(a, "thread.item.done", item) : NULL;
+  if (rc == CK_OK)
+    rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
+  ck_buf_free(&full);
+  return rc;
+}
+
 static void on_tick(uv_timer_t *t) {
   producer *p = t->data;
-  ck_arena *a = p->a;
-  int rc = CK_OK;
   if (atomic_load(&p->stop)) {
     finish(p);
     return;
   }
   /* A tick's events (three on the first, three on the last) leave in one write. */
   ck_stream_push_hold(p->s);
-  if (p->k == 0) {
-    ck_json *item = ck_item_assistant_message(a, p->id, p->thread_id, p->created_at, NULL);
-    ck_json *ev = item ? ck_event_item(a, "thread.item.added", item) : NULL;
-    rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
-    ck_json *part = ck_assistant_content(a, "", 0);
-    ck_json *upd = part ? ck_update_content_part(a, false, 0, part) : NULL;
-    ev = upd ? ck_event_item_updated(a, p->id, upd) : NULL;
-    if (rc == CK_OK)
-      rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
-  }
+  bool first = p->k == 0, last = p->k + 1 >= p->r.want;
+  ck_arena *a = first || last ? ck_arena_new(1024) : NULL;
+  int rc = (first || last) && a == NULL ? CK_ENOMEM : CK_OK;
+  if (rc == CK_OK && first)
+    rc = push_first(p, a);
   if (rc == CK_OK && p->k < p->r.want) {
     const char *tok;
     size_t n;
-    token(&p->r, p->k, &tok, &n);
+    next_token(&p->r, &p->pos, &tok, &n);
     rc = ck_stream_push_text_delta(p->s, p->id, 0, tok, n);
     p->k++;
   }
-  if (rc == CK_OK && p->k >= p->r.want) {
-    ck_buf full;
-    ck_buf_init(&full, 0);
-    for (size_t k = 0; k < p->r.want && rc == CK_OK; k++) {
-      const char *tok;
-      size_t n;
-      token(&p->r, k, &tok, &n);
-      rc = ck_buf_append(&full, tok, n);
-    }
-    ck_json *part = ck_assistant_content(a, full.data ? full.data : "", full.len);
-    ck_json *upd = part ? ck_update_content_part(a, true, 0, part) : NULL;
-    ck_json *ev = upd ? ck_event_item_updated(a, p->id, upd) : NULL;
-    if (rc == CK_OK)
-      rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
-    ck_json *content = ck_json_array(a);
-    part = ck_assistant_content(a, full.data ? full.data : "", full.len);
-    ck_json_array_append(content, part);
-    ck_json *item = ck_item_assistant_message(a, p->id, p->thread_id, p->created_at, content);
-    ev = item ? ck_event_item(a, "thread.item.done", item) : NULL;
-    if (rc == CK_OK)
-      rc = ev ? ck_stream_push_canonical(p->s, ev) : CK_ENOMEM;
-    ck_buf_free(&full);
-    ck_arena_reset(a);
-    finish(p);
-    return;
-  }
-  ck_arena_reset(a);
-  if (rc != CK_OK)
+  if (rc == CK_OK && last)
+    rc = push_last(p, a);
+  ck_arena_free(a);
+  if (rc != CK_OK || last)
     finish(p); /* ends the hold */
   else
     ck_stream_push_flush(p->s);
@@ -251,7 +258,6 @@ static int respond_async(ck_demo *d, ck_stream *s, reply *r) {
   producer *p = calloc(1, sizeof(*p));
   if (p == NULL)
     return CK_ENOMEM;
-  p->a = ck_arena_new(512);
   p->s = s;
   p->demo = d;
   p->r = *r; /* takes the reply text */
@@ -259,15 +265,13 @@ static int respond_async(ck_demo *d, ck_stream *s, reply *r) {
   p->created_at = p->id ? ck_stream_now(s) : NULL;
   p->thread_id = ck_json_object_get_str(ck_stream_thread_view(s), "id");
   atomic_init(&p->stop, false);
-  if (p->a == NULL || p->created_at == NULL) {
-    ck_arena_free(p->a);
+  if (p->created_at == NULL) {
     free(p);
     return CK_ENOMEM;
   }
   ck_stream_on_cancel(s, on_cancel, p);
   if (ck_service_post(d->svc, start_on_loop, p) != CK_OK) {
     ck_stream_on_cancel(s, NULL, NULL);
-    ck_arena_free(p->a);
     free(p);
     return CK_ENOMEM;
   }

@@ -72,25 +72,38 @@ static const char *user_input(const char *text) {
              text);
 }
 
-/* The expected demo reply to `said`: the first DEMO_TOKENS space-separated tokens. */
-static const char *demo_reply(const char *said) {
+/* The expected demo reply to `said` in `tokens` tokens (a word and the spaces after it), going
+ * round the text again when it has fewer. */
+static const char *demo_reply_n(const char *said, int tokens) {
   const char *full = fmt("You said: \"%s\". This is the built-in demo model of chatkit-server. "
                          "Set OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model.",
                          said);
+  ck_buf out;
+  ck_buf_init(&out, 0);
   size_t i = 0;
-  for (int tok = 0; tok < DEMO_TOKENS && full[i]; tok++) {
+  for (int tok = 0; tok < tokens; tok++) {
+    if (full[i] == '\0')
+      i = 0;
+    size_t start = i;
     while (full[i] && full[i] != ' ')
       i++;
     while (full[i] == ' ')
       i++;
+    ck_buf_append(&out, full + start, i - start);
   }
-  return ck_arena_strndup(A, full, i);
+  const char *r = ck_arena_strndup(A, out.data, out.len);
+  ck_buf_free(&out);
+  return r;
+}
+
+static const char *demo_reply(const char *said) {
+  return demo_reply_n(said, DEMO_TOKENS);
 }
 
 /* Checks the events of one demo reply starting at `from`: item.added, content_part.added,
- * DEMO_TOKENS deltas, content_part.done, item.done, all for the same assistant item, and
+ * `tokens` deltas, content_part.done, item.done, all for the same assistant item, and
  * returns that item's final text. thread.updated may come in between (the title). */
-static const char *assert_reply(const ck_json *events, size_t from) {
+static const char *assert_reply_n(const ck_json *events, size_t from, size_t tokens) {
   size_t n = ck_json_array_size(events), i = from, deltas = 0;
   const char *want[] = {"thread.item.added", "assistant_message.content_part.added"};
   const char *item_id = NULL;
@@ -137,10 +150,14 @@ static const char *assert_reply(const ck_json *events, size_t from) {
     }
   }
   assert_int_equal(stage, 4);
-  assert_int_equal(deltas, DEMO_TOKENS);
+  assert_int_equal(deltas, tokens);
   assert_int_equal(strlen(final), text.len);
   ck_buf_free(&text);
   return final;
+}
+
+static const char *assert_reply(const ck_json *events, size_t from) {
+  return assert_reply_n(events, from, DEMO_TOKENS);
 }
 
 static int setup(void **state) {
@@ -162,6 +179,24 @@ static int teardown(void **state) {
   ck_tmpdir_remove(dir);
   ck_arena_free(A);
   return 0;
+}
+
+/* The paced demo (a timer on the loop, one token per tick) sends the same reply as the instant
+ * one, going round its text when asked for more tokens than it has, and its events arrive in
+ * the protocol's order. */
+static void test_paced_demo(void **state) {
+  (void)state;
+  ck_proc paced;
+  const char *args[] = {"--store", "memory:", "--demo-delay-ms", "1", "--demo-tokens", "40", NULL};
+  int pport = ck_server_start(&paced, dir, args, NULL);
+  assert_true(pport > 0);
+  const char *body =
+      fmt("{\"type\":\"threads.create\",\"params\":{\"input\":%s}}", user_input("hi"));
+  ck_json *events = hc_stream(A, pport, body);
+  assert_non_null(events);
+  assert_string_equal(assert_reply_n(events, 3, 40), demo_reply_n("hi", 40));
+  assert_int_equal(ck_proc_stop(&paced, 15000), 0);
+  ck_proc_kill(&paced);
 }
 
 /* threads.create: the exact SSE wire format, headers and event order. */
@@ -502,6 +537,7 @@ int main(void) {
       cmocka_unit_test(test_transcribe),
       cmocka_unit_test(test_delete),
       cmocka_unit_test(test_stop),
+      cmocka_unit_test(test_paced_demo),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
