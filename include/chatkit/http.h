@@ -139,6 +139,12 @@ void ck_http_request_on_abort(ck_http_request *req, ck_http_abort_cb cb, void *u
 /** Returns nonzero when the peer left before the response was complete. */
 int ck_http_request_aborted(const ck_http_request *req);
 
+/** Frees the request body before the request itself, for a handler whose response outlives its
+ * need for the body (a long stream that parsed it at the start). Afterwards `body` is "" and
+ * `body_len` 0. Call it from the thread that handles the request, at most once at a time; the
+ * layer does not touch the body of a request it handed over. NULL is a no-op. */
+void ck_http_request_drop_body(ck_http_request *req);
+
 /** Drops the handler's reference; the handler must not use `req` afterwards. If the request
  * was never answered, the layer answers 500 (or closes the connection if a stream had begun)
  * so that the connection does not hang. Must be called exactly once per request. NULL is a

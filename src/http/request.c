@@ -43,6 +43,15 @@ void ck__http_req_unref(ck__http_req *r) {
   ck_arena_free(r->pub.arena); /* the request itself lives in its arena */
 }
 
+void ck_http_request_drop_body(ck_http_request *req) {
+  if (req == NULL)
+    return;
+  ck__http_req *r = (ck__http_req *)req;
+  ck_buf_free(&r->body);
+  r->pub.body = "";
+  r->pub.body_len = 0;
+}
+
 const char *ck_http_request_header(const ck_http_request *req, const char *name) {
   if (req == NULL || name == NULL)
     return NULL;

@@ -272,7 +272,7 @@ int ck_stream_drain(ck_stream *s) {
       queued_free(q); /* out of memory: the producer is stopped like after a failed emit */
       if (end) {
         s->async = false;
-        return ck__set_error(&s->error, CK_ENOMEM, "out of memory");
+        return ck__set_error(ck__stream_err(s), CK_ENOMEM, "out of memory");
       }
       s->async_error = CK_ENOMEM;
       stop_producer(s);

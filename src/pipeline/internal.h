@@ -96,7 +96,7 @@ struct ck_stream {
   atomic_bool cancelled;
   _Atomic int64_t input_tokens, output_tokens; /* model usage, for the request log */
   size_t sent;
-  ck_error_info error;
+  ck_error_info *error; /* why the stream failed, once it did (heap; see ck__stream_err) */
   /* How the handler asked its failure to be reported. */
   bool fail_set;
   const char *fail_code;
@@ -125,8 +125,11 @@ struct ck_stream {
   bool lease_held;
   const char *lease_thread; /* the thread id (stream arena) */
   int64_t lease_at_ms;      /* monotonic time of the last acquire or renewal */
-  char lease_holder[64];    /* lease_prefix + "-" + this stream's address */
 };
+
+/** Returns the stream's error record, allocated when first needed (most streams never fail),
+ * or NULL without memory. */
+ck_error_info *ck__stream_err(ck_stream *s);
 
 /** Emits a canonical event through the pipeline (persist, track, send, check the thread). */
 int ck__stream_emit(ck_stream *s, ck_json *event);

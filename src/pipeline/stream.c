@@ -51,7 +51,14 @@ bool ck_stream_is_cancelled(const ck_stream *s) {
 }
 
 const ck_error_info *ck_stream_error(const ck_stream *s) {
-  return &s->error;
+  static const ck_error_info none = {CK_OK, ""};
+  return s->error != NULL ? s->error : &none;
+}
+
+ck_error_info *ck__stream_err(ck_stream *s) {
+  if (s->error == NULL)
+    s->error = calloc(1, sizeof(*s->error));
+  return s->error; /* NULL without memory: ck__set_error then only returns the code */
 }
 
 size_t ck_stream_events_sent(const ck_stream *s) {
@@ -113,6 +120,7 @@ void ck_stream_free(ck_stream *s) {
     ck_buf_free(&m->text);
   ck_buf_free(&s->canonical);
   ck_buf_free(&s->frame);
+  free(s->error);
   ck_arena_free(s->scratch);
   ck_arena_free(s->arena);
   free(s);
@@ -145,7 +153,7 @@ static int canonical_thread(ck_stream *s, ck_arena *a, ck_json **out) {
   ck_validation_error verr;
   int rc = ck_protocol_normalize(a, CK_MODEL_THREAD_METADATA, s->thread, out, &verr);
   if (rc == CK_EINVAL)
-    ck__set_error(&s->error, rc, "the handler left an invalid thread: %s: %s", verr.path,
+    ck__set_error(ck__stream_err(s), rc, "the handler left an invalid thread: %s: %s", verr.path,
                   verr.message);
   return rc;
 }

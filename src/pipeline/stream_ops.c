@@ -194,8 +194,8 @@ static const char *param_str(ck_stream *s, const char *key) {
 
 static int fail_store(ck_stream *s, int rc, const char *what, const char *id) {
   if (rc == CK_ENOTFOUND)
-    return ck__set_error(&s->error, rc, "%s %s not found", what, id ? id : "");
-  return ck__set_error(&s->error, rc, "store error: %s", ck_strerror(rc));
+    return ck__set_error(ck__stream_err(s), rc, "%s %s not found", what, id ? id : "");
+  return ck__set_error(ck__stream_err(s), rc, "store error: %s", ck_strerror(rc));
 }
 
 /* ---- The stream lease ----
@@ -212,14 +212,22 @@ static int64_t monotonic_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The lease holder id: the server's random prefix and this stream's address, unique among the
+ * live streams of every process sharing the store. Rebuilt when needed rather than kept. */
+#define HOLDER_MAX 64
+static const char *lease_holder(const ck_stream *s, char out[HOLDER_MAX]) {
+  snprintf(out, HOLDER_MAX, "%s-%p", s->srv->lease_prefix, (const void *)s);
+  return out;
+}
+
 static int lease_acquire(ck_stream *s, const char *tid) {
   ck_store *st = s->srv->store;
   if (st->vt->acquire_stream == NULL || s->srv->lease_ms <= 0 || tid == NULL)
     return CK_OK;
-  snprintf(s->lease_holder, sizeof(s->lease_holder), "%s-%p", s->srv->lease_prefix, (void *)s);
-  int rc = st->vt->acquire_stream(st, tid, s->lease_holder, s->srv->lease_ms, s->ctx);
+  char holder[HOLDER_MAX];
+  int rc = st->vt->acquire_stream(st, tid, lease_holder(s, holder), s->srv->lease_ms, s->ctx);
   if (rc == CK_ECONFLICT)
-    return ck__set_error(&s->error, rc, "thread %s is busy with another response", tid);
+    return ck__set_error(ck__stream_err(s), rc, "thread %s is busy with another response", tid);
   if (rc != CK_OK)
     return fail_store(s, rc, "Thread", tid);
   s->lease_held = true;
@@ -235,14 +243,17 @@ int ck__stream_lease_renew(ck_stream *s) {
   if (now - s->lease_at_ms < s->srv->lease_ms / 2)
     return CK_OK;
   ck_store *st = s->srv->store;
-  int rc = st->vt->renew_stream(st, s->lease_thread, s->lease_holder, s->srv->lease_ms, s->ctx);
+  char holder[HOLDER_MAX];
+  int rc =
+      st->vt->renew_stream(st, s->lease_thread, lease_holder(s, holder), s->srv->lease_ms, s->ctx);
   if (rc == CK_OK) {
     s->lease_at_ms = now;
   } else if (rc == CK_ECONFLICT) {
     /* The lease expired (a pause longer than the TTL) and another response may be running:
      * going on would interleave with it. */
     s->lease_held = false;
-    return ck__set_error(&s->error, rc, "thread %s: the stream lost its lease", s->lease_thread);
+    return ck__set_error(ck__stream_err(s), rc, "thread %s: the stream lost its lease",
+                         s->lease_thread);
   }
   return CK_OK;
 }
@@ -253,8 +264,9 @@ void ck__stream_lease_release(ck_stream *s) {
   s->lease_held = false;
   ck_store *st = s->srv->store;
   /* A failed release is not reported: the stream is over either way, and the lease expires. */
+  char holder[HOLDER_MAX];
   if (st->vt->release_stream != NULL)
-    st->vt->release_stream(st, s->lease_thread, s->lease_holder, s->ctx);
+    st->vt->release_stream(st, s->lease_thread, lease_holder(s, holder), s->ctx);
 }
 
 /* Loads the thread of the request and takes its lease, before the operation writes anything. */
@@ -278,7 +290,8 @@ static int set_and_normalize(ck_stream *s, ck_model model, const ck_json *obj, c
   ck_validation_error verr;
   rc = ck_protocol_normalize(s->arena, model, copy, out, &verr);
   if (rc == CK_EINVAL)
-    return ck__set_error(&s->error, CK_ESTORE, "stored %s is invalid: %s", verr.path, verr.message);
+    return ck__set_error(ck__stream_err(s), CK_ESTORE, "stored %s is invalid: %s", verr.path,
+                         verr.message);
   return rc;
 }
 
@@ -400,7 +413,7 @@ static int op_add_client_tool_output(ck_stream *s) {
     return fail_store(s, rc, "Thread", tid);
   ck_json *last = ck_json_expand(s->arena, ck_json_array_get(page.data, 0));
   if (!is_pending_tool_call(last))
-    return ck__set_error(&s->error, CK_ESTATE,
+    return ck__set_error(ck__stream_err(s), CK_ESTATE,
                          "Last thread item in %s was not a ClientToolCallItem", tid);
   ck_json *result = ck_json_object_get(s->req.params, "result");
   ck_json *done = NULL;
@@ -480,9 +493,11 @@ static int op_add_structured_input(ck_stream *s) {
   const char *type = ck_json_object_get_str(item, "type");
   const char *status = ck_json_object_get_str(item, "status");
   if (type == NULL || strcmp(type, "structured_input") != 0)
-    return ck__set_error(&s->error, CK_ESTATE, "Item %s is not a StructuredInputItem", item_id);
+    return ck__set_error(ck__stream_err(s), CK_ESTATE, "Item %s is not a StructuredInputItem",
+                         item_id);
   if (status == NULL || strcmp(status, "pending") != 0)
-    return ck__set_error(&s->error, CK_ESTATE, "Structured input item %s is not pending", item_id);
+    return ck__set_error(ck__stream_err(s), CK_ESTATE, "Structured input item %s is not pending",
+                         item_id);
   rc = answer_structured_input(s, item, &updated);
   if (rc != CK_OK)
     return rc;
@@ -527,7 +542,7 @@ static int op_retry_after_item(ck_stream *s) {
     return CK_OK;
   const char *type = ck_json_object_get_str(target, "type");
   if (type == NULL || strcmp(type, "user_message") != 0)
-    return ck__set_error(&s->error, CK_ESTATE, "Item %s is not a user message", item_id);
+    return ck__set_error(ck__stream_err(s), CK_ESTATE, "Item %s is not a user message", item_id);
   for (size_t i = 0; i < ck_json_array_size(newer); i++) {
     const char *id = ck_json_object_get_str(ck_json_array_get(newer, i), "id");
     rc = st->vt->delete_thread_item(st, tid, id, s->ctx);
@@ -590,8 +605,9 @@ int ck_stream_run(ck_stream *s, const ck_sink *sink) {
     rc = CK_EINVAL;
     break;
   }
-  if (rc != CK_OK && rc != CK_ECANCELLED && rc != CK_PENDING && s->error.code == CK_OK)
-    ck__set_error(&s->error, rc, "%s", ck_strerror(rc));
+  if (rc != CK_OK && rc != CK_ECANCELLED && rc != CK_PENDING &&
+      (s->error == NULL || s->error->code == CK_OK))
+    ck__set_error(ck__stream_err(s), rc, "%s", ck_strerror(rc));
   if (rc != CK_PENDING)
     ck__stream_lease_release(s);
   return rc;

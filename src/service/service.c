@@ -44,7 +44,7 @@ typedef struct exchange {
   uint64_t start_ns;
   ck_ctx ctx;
   ck_response resp;
-  ck_error_info err;
+  ck_error_info *err; /* why the request failed, once it did (heap); NULL before */
   pthread_mutex_t mu;
   ck_buf out;        /* frames not yet written (under mu) */
   size_t out_events; /* frames in `out` (under mu) */
@@ -198,6 +198,21 @@ static const char *limit_reason(const exchange *ex) {
   }
 }
 
+/* Keeps why the request failed. Most requests never fail, so the room for the message is only
+ * taken when one does; without memory for it the generic message of the code is used. */
+static void keep_error(exchange *ex, int code, const char *message) {
+  if (ex->err == NULL)
+    ex->err = malloc(sizeof(*ex->err));
+  if (ex->err != NULL) {
+    ex->err->code = code;
+    snprintf(ex->err->message, sizeof(ex->err->message), "%s", message);
+  }
+}
+
+static const char *error_message(const exchange *ex) {
+  return ex->err != NULL ? ex->err->message : "";
+}
+
 static void log_exchange(exchange *ex, int status, const char *end) {
   ck_service *svc = ex->svc;
   if (!ck_log_enabled(svc->cfg.log, CK_LOG_INFO))
@@ -217,7 +232,7 @@ static void log_exchange(exchange *ex, int status, const char *end) {
                type_label(ex), "user", ex->ctx.user_id ? ex->ctx.user_id : "", "status", st,
                "duration_ms", ms, "events", ex->resp.stream ? evs : NULL, "end", end, "limit",
                limit_reason(ex), "input_tokens", used ? tin : NULL, "output_tokens",
-               used ? tout : NULL, "error", ex->err.code != CK_OK ? ex->err.message : NULL,
+               used ? tout : NULL, "error", ex->err != NULL ? ex->err->message : NULL,
                (const char *)NULL);
 }
 
@@ -253,6 +268,7 @@ static void exchange_free(exchange *ex) {
     ck_metric_add(svc->m_open_streams, NULL, -1);
   }
   ck_stream_free(ex->resp.stream);
+  free(ex->err);
   free(ex->resp.body);
   ck_buf_free(&ex->out);
   pthread_mutex_destroy(&ex->mu);
@@ -363,8 +379,7 @@ static void job_run(ck__job *job) {
     const char *message = "authentication required";
     rc = svc->cfg.auth(svc->cfg.auth_ud, ex->req, ex->req->arena, &ex->ctx, &message);
     if (rc != CK_OK) {
-      snprintf(ex->err.message, sizeof(ex->err.message), "%s", message);
-      ex->err.code = CK_EINVAL;
+      keep_error(ex, CK_EINVAL, message);
       post_to_loop(ex, true, RC_UNAUTHORIZED);
       return;
     }
@@ -377,8 +392,14 @@ static void job_run(ck__job *job) {
     post_to_loop(ex, true, RC_LIMITED);
     return;
   }
+  ck_error_info err = {CK_OK, ""};
   rc = ck_server_process(svc->cfg.server, ex->req->body, ex->req->body_len, &ex->ctx, &ex->resp,
-                         &ex->err);
+                         &err);
+  if (rc != CK_OK)
+    keep_error(ex, err.code, err.message);
+  /* A stream may run for minutes; its request was parsed into it, so the body can go now. */
+  if (ex->resp.stream != NULL)
+    ck_http_request_drop_body(ex->req);
   /* Parsing fails only with CK_EINVAL or CK_ENOMEM: any other error came after it, so the
    * request type is known (a 404 of threads.get_by_id is labelled as such). */
   ex->typed = rc == CK_OK || (rc != CK_EINVAL && rc != CK_ENOMEM);
@@ -477,7 +498,7 @@ static void complete(exchange *ex, int rc) {
     ck_buf b;
     ck_buf_init(&b, 0);
     ck_buf_append(&b, body, (size_t)n);
-    ck_json_write_string(&b, ex->err.message, strlen(ex->err.message));
+    ck_json_write_string(&b, error_message(ex), strlen(error_message(ex)));
     ck_buf_puts(&b, "}}");
     ck_http_respond(req, 401, "application/json", b.data, b.len, h);
     ck_buf_free(&b);
@@ -511,7 +532,7 @@ static void complete(exchange *ex, int rc) {
     ck_http_respond(req, 200, "application/json", ex->resp.body, ex->resp.body_len, h);
   } else {
     status = status_of(rc, &code);
-    respond_error(req, ex->origin, status, code, ex->err.message);
+    respond_error(req, ex->origin, status, code, error_message(ex));
   }
   log_exchange(ex, status, end);
   count_exchange(ex, status);

@@ -157,7 +157,9 @@ static void handler(ck_http_request *req, void *ud) {
   pthread_mutex_lock(&fx.mu);
   fx.requests++;
   pthread_mutex_unlock(&fx.mu);
-  if (strcmp(p, "/echo") == 0) {
+  if (strcmp(p, "/echo") == 0 || strcmp(p, "/drop") == 0) {
+    if (strcmp(p, "/drop") == 0)
+      ck_http_request_drop_body(req); /* the echo then shows an empty body */
     char *text = ck_arena_printf(req->arena, "%s %s?%s len=%zu\n%s", req->method, req->path,
                                  req->query, req->body_len, req->body);
     const char *x = ck_http_request_header(req, "x-test");
@@ -444,6 +446,10 @@ static void test_get_and_post(void **state) {
   cl_send(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
   assert_int_equal(cl_response(c, &r, 0), 0);
   assert_string_equal(r.body, "POST /echo? len=5\nhello");
+  resp_free(&r);
+  cl_send(c, "POST /drop HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+  assert_int_equal(cl_response(c, &r, 0), 0);
+  assert_string_equal(r.body, "POST /drop? len=0\n");
   resp_free(&r);
   cl_send(c, "GET /error HTTP/1.1\r\n\r\n");
   assert_int_equal(cl_response(c, &r, 0), 0);
