@@ -124,7 +124,7 @@ static rec *list_find(const rec_list *l, const char *id) {
 /* Makes room for one more record, so that the following list_insert cannot fail. */
 static int list_reserve(rec_list *l) {
   if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
+    size_t cap = l->cap ? l->cap * 2 : 4;
     rec **v = realloc(l->v, cap * sizeof(*v));
     if (v == NULL)
       return CK_ENOMEM;
@@ -132,7 +132,7 @@ static int list_reserve(rec_list *l) {
     l->cap = cap;
   }
   if (l->n + 1 > l->nbuckets) {
-    size_t nb = l->nbuckets ? l->nbuckets * 2 : 16;
+    size_t nb = l->nbuckets ? l->nbuckets * 2 : 4;
     rec **b = calloc(nb, sizeof(*b));
     if (b == NULL)
       return CK_ENOMEM;

@@ -79,14 +79,18 @@ void ck_arena_reset(ck_arena *a) {
   a->head = b;
 }
 
-void *ck_arena_alloc(ck_arena *a, size_t n) {
-  size_t need = (n + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-  if (need < n)
+/* Takes `n` bytes aligned to `align` (a power of two, at most ARENA_ALIGN). Blocks start
+ * ARENA_ALIGN-aligned; `used` is rounded up to `align` first, so byte strings (align 1) pack
+ * tightly between the aligned allocations. */
+static void *arena_take(ck_arena *a, size_t n, size_t align) {
+  if (n == 0)
+    n = 1;
+  if (n > SIZE_MAX - ARENA_ALIGN)
     return NULL;
-  if (need == 0)
-    need = ARENA_ALIGN;
   block *b = a->head;
-  if (b->size - b->used < need) {
+  size_t off = (b->used + align - 1) & ~(align - 1);
+  if (off > b->size || b->size - off < n) {
+    size_t need = (n + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
     size_t size = b->size * 2;
     if (size > ARENA_MAX_BLOCK)
       size = ARENA_MAX_BLOCK;
@@ -105,10 +109,15 @@ void *ck_arena_alloc(ck_arena *a, size_t n) {
     }
     a->footprint += HEADER_SIZE + size;
     b = nb;
+    off = 0;
   }
-  void *p = (char *)b + HEADER_SIZE + b->used;
-  b->used += need;
+  void *p = (char *)b + HEADER_SIZE + off;
+  b->used = off + n;
   return p;
+}
+
+void *ck_arena_alloc(ck_arena *a, size_t n) {
+  return arena_take(a, n, ARENA_ALIGN);
 }
 
 void *ck_arena_calloc(ck_arena *a, size_t n) {
@@ -121,7 +130,7 @@ void *ck_arena_calloc(ck_arena *a, size_t n) {
 char *ck_arena_strndup(ck_arena *a, const char *s, size_t n) {
   if (n == SIZE_MAX)
     return NULL;
-  char *p = ck_arena_alloc(a, n + 1);
+  char *p = arena_take(a, n + 1, 1); /* text needs no alignment */
   if (p == NULL)
     return NULL;
   if (n)
