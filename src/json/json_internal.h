@@ -19,32 +19,39 @@ typedef struct ck__json_member {
   ck_json *val;
 } ck__json_member;
 
+/* The longest string, array or object a node can hold: lengths are 32-bit so that a node is
+ * 32 bytes (a parsed request or a thread is mostly nodes; 48-byte nodes made a stream's
+ * long-lived state a third larger). Inputs are capped far below this. */
+#define CK__JSON_MAX_LEN ((size_t)UINT32_MAX - 1)
+
 struct ck_json {
-  ck_json_type type;
-  ck_arena *arena; /* the arena that owns this node (and that mutators allocate from) */
+  ck_arena *arena;  /* the arena that owns this node (and that mutators allocate from) */
+  uint8_t type;     /* a ck_json_type */
+  bool num_fits;    /* INT: the literal is within int64, and u.num.i holds it */
+  uint32_t num_len; /* INT: the length of u.num.digits */
   union {
     bool b;
     struct {
       const char *digits; /* canonical: optional '-', no leading zeros, "-0" is "0" */
-      size_t len;
-      int64_t i; /* the value when `fits` */
-      bool fits; /* the literal is within int64 */
+      int64_t i;          /* the value when num_fits */
     } num;
     double f;
     struct {
       const char *s; /* NUL-terminated; may also contain NUL bytes (STRING) */
-      size_t len;
+      uint32_t len;
     } str; /* STRING and RAW */
     struct {
       ck_json **v;
-      size_t len, cap;
+      uint32_t len, cap;
     } arr;
     struct {
       ck__json_member *m;
-      size_t len, cap;
+      uint32_t len, cap;
     } obj;
   } u;
 };
+
+_Static_assert(sizeof(struct ck_json) == 32, "a ck_json node is 32 bytes");
 
 /** Allocates a node of type `t` from `a` followed by `extra` bytes of arena memory (returned in
  * `*extra_out` when not NULL). One allocation per scalar keeps parsing cheap. */

@@ -308,7 +308,7 @@ static int parse_string(parser *ps, bool key, const char **out, size_t *outlen,
   *outlen = len;
   if (node_out != NULL) {
     node->u.str.s = dst;
-    node->u.str.len = len;
+    node->u.str.len = (uint32_t)len; /* below CK__JSON_MAX_LEN: the input is */
     *node_out = node;
   }
   return 0;
@@ -511,7 +511,7 @@ static ck_json *parse_array(parser *ps, int depth) {
     if (arr->u.arr.v == NULL)
       return oom(ps);
     memcpy(arr->u.arr.v, ps->vs + base, n * sizeof(ck_json *));
-    arr->u.arr.len = arr->u.arr.cap = n;
+    arr->u.arr.len = arr->u.arr.cap = (uint32_t)n;
   }
   ps->vlen = base;
   return arr;
@@ -573,7 +573,7 @@ static ck_json *parse_object(parser *ps, int depth) {
     if (obj->u.obj.m == NULL)
       return oom(ps);
     memcpy(obj->u.obj.m, ps->ms + base, n * sizeof(ck__json_member));
-    obj->u.obj.len = obj->u.obj.cap = n;
+    obj->u.obj.len = obj->u.obj.cap = (uint32_t)n;
   }
   ps->mlen = base;
   return obj;
@@ -642,6 +642,11 @@ int ck_json_parse(ck_arena *a, const char *text, size_t len, int max_depth, ck_j
   ps.err = err;
   if (a == NULL || out == NULL || bad_text || max_depth < 0) {
     fail(&ps, ps.begin, "invalid arguments");
+    goto fail;
+  }
+  if (len > CK__JSON_MAX_LEN) {
+    /* Node lengths are 32-bit; no string, array or object can be longer than its text. */
+    fail(&ps, ps.begin, "input too large");
     goto fail;
   }
   ps.max_depth = max_depth == 0 ? CK_JSON_DEFAULT_MAX_DEPTH : max_depth;

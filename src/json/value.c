@@ -57,9 +57,9 @@ ck_json *ck__json_make_int(ck_arena *a, const char *lit, size_t n) {
   memcpy(text + neg, d, nd);
   text[nd + neg] = '\0';
   v->u.num.digits = text;
-  v->u.num.len = nd + neg;
-  v->u.num.fits = !over && mag <= limit;
-  if (v->u.num.fits)
+  v->num_len = (uint32_t)(nd + neg);
+  v->num_fits = !over && mag <= limit;
+  if (v->num_fits)
     v->u.num.i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
   return v;
 }
@@ -119,7 +119,7 @@ ck_json *ck_json_str(ck_arena *a, const char *s) {
 
 /* A STRING or RAW node holding a copy of `n` bytes, NUL-terminated. */
 static ck_json *text_node(ck_arena *a, ck_json_type t, const char *s, size_t n) {
-  if (n == SIZE_MAX || (n > 0 && s == NULL))
+  if (n > CK__JSON_MAX_LEN || (n > 0 && s == NULL))
     return NULL;
   char *dst;
   ck_json *v = ck__json_node(a, t, n + 1, &dst);
@@ -129,7 +129,7 @@ static ck_json *text_node(ck_arena *a, ck_json_type t, const char *s, size_t n) 
     memcpy(dst, s, n);
   dst[n] = '\0';
   v->u.str.s = dst;
-  v->u.str.len = n;
+  v->u.str.len = (uint32_t)n;
   return v;
 }
 
@@ -159,7 +159,7 @@ ck_json *ck_json_copy(ck_arena *a, const ck_json *v) {
   case CK_JSON_BOOL:
     return ck_json_bool(a, v->u.b);
   case CK_JSON_INT:
-    return ck__json_make_int(a, v->u.num.digits, v->u.num.len);
+    return ck__json_make_int(a, v->u.num.digits, v->num_len);
   case CK_JSON_FLOAT:
     return ck_json_float(a, v->u.f);
   case CK_JSON_STRING:
@@ -253,7 +253,7 @@ bool ck_json_bool_value(const ck_json *v) {
 }
 
 int ck_json_int_value(const ck_json *v, int64_t *out) {
-  if (v == NULL || v->type != CK_JSON_INT || !v->u.num.fits)
+  if (v == NULL || v->type != CK_JSON_INT || !v->num_fits)
     return CK_EINVAL;
   if (out != NULL)
     *out = v->u.num.i;
@@ -271,7 +271,7 @@ double ck_json_number_value(const ck_json *v) {
     return v->u.f;
   if (v->type != CK_JSON_INT)
     return 0;
-  if (v->u.num.fits)
+  if (v->num_fits)
     return (double)v->u.num.i;
   /* The digits are a valid decimal literal; strtod rounds it correctly (C locale assumed). */
   return strtod(v->u.num.digits, NULL);
@@ -305,13 +305,13 @@ ck_arena *ck_json_arena(const ck_json *v) {
 static bool int_equals_float(const ck_json *i, double f) {
   if (!isfinite(f) || f != floor(f))
     return false;
-  if (i->u.num.fits && fabs(f) < 9223372036854775808.0)
+  if (i->num_fits && fabs(f) < 9223372036854775808.0)
     return (int64_t)f == i->u.num.i;
   if (fabs(f) < 9223372036854775808.0)
     return false;
   char tmp[400];
   int n = snprintf(tmp, sizeof(tmp), "%.0f", f);
-  return n > 0 && (size_t)n == i->u.num.len && memcmp(tmp, i->u.num.digits, (size_t)n) == 0;
+  return n > 0 && (size_t)n == i->num_len && memcmp(tmp, i->u.num.digits, (size_t)n) == 0;
 }
 
 static bool equal_rec(const ck_json *x, const ck_json *y);
@@ -358,8 +358,7 @@ static bool equal_rec(const ck_json *x, const ck_json *y) {
   case CK_JSON_BOOL:
     return x->u.b == y->u.b;
   case CK_JSON_INT:
-    return x->u.num.len == y->u.num.len &&
-           memcmp(x->u.num.digits, y->u.num.digits, x->u.num.len) == 0;
+    return x->num_len == y->num_len && memcmp(x->u.num.digits, y->u.num.digits, x->num_len) == 0;
   case CK_JSON_FLOAT:
     return x->u.f == y->u.f;
   case CK_JSON_STRING:
@@ -418,8 +417,10 @@ ck_json *ck_json_array_get(const ck_json *v, size_t i) {
 static int array_grow(ck_json *arr) {
   if (arr->u.arr.len < arr->u.arr.cap)
     return CK_OK;
-  size_t cap = arr->u.arr.cap ? arr->u.arr.cap * 2 : 4;
-  if (cap > SIZE_MAX / sizeof(ck_json *))
+  size_t cap = arr->u.arr.cap ? (size_t)arr->u.arr.cap * 2 : 4;
+  if (cap > CK__JSON_MAX_LEN)
+    cap = CK__JSON_MAX_LEN;
+  if (cap <= arr->u.arr.cap || cap > SIZE_MAX / sizeof(ck_json *))
     return CK_ENOMEM;
   ck_json **v = ck_arena_alloc(arr->arena, cap * sizeof(ck_json *));
   if (v == NULL)
@@ -427,7 +428,7 @@ static int array_grow(ck_json *arr) {
   if (arr->u.arr.len > 0)
     memcpy(v, arr->u.arr.v, arr->u.arr.len * sizeof(ck_json *));
   arr->u.arr.v = v;
-  arr->u.arr.cap = cap;
+  arr->u.arr.cap = (uint32_t)cap;
   return CK_OK;
 }
 
@@ -525,8 +526,10 @@ int ck_json_object_setn(ck_json *obj, const char *key, size_t klen, ck_json *val
   }
   if (obj->u.obj.len == obj->u.obj.cap) {
     /* Double inside the arena, as arrays do. */
-    size_t cap = obj->u.obj.cap ? obj->u.obj.cap * 2 : 4;
-    if (cap > SIZE_MAX / sizeof(ck__json_member))
+    size_t cap = obj->u.obj.cap ? (size_t)obj->u.obj.cap * 2 : 4;
+    if (cap > CK__JSON_MAX_LEN)
+      cap = CK__JSON_MAX_LEN;
+    if (cap <= obj->u.obj.cap || cap > SIZE_MAX / sizeof(ck__json_member))
       return CK_ENOMEM;
     ck__json_member *m = ck_arena_alloc(obj->arena, cap * sizeof(*m));
     if (m == NULL)
@@ -534,7 +537,7 @@ int ck_json_object_setn(ck_json *obj, const char *key, size_t klen, ck_json *val
     if (obj->u.obj.len > 0)
       memcpy(m, obj->u.obj.m, obj->u.obj.len * sizeof(*m));
     obj->u.obj.m = m;
-    obj->u.obj.cap = cap;
+    obj->u.obj.cap = (uint32_t)cap;
   }
   char *k = ck_arena_strndup(obj->arena, key, klen);
   if (k == NULL)
@@ -573,6 +576,12 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
+/* Hashes a length as the size_t it was before lengths became 32-bit, so fingerprints kept
+ * across versions (none are stored today) would not change. */
+static uint64_t fnv_len(uint64_t h, size_t n) {
+  return fnv(h, &n, sizeof(n));
+}
+
 static uint64_t hash_value(uint64_t h, const ck_json *v) {
   unsigned char tag = v ? (unsigned char)v->type : (unsigned char)CK_JSON_NULL;
   h = fnv(h, &tag, 1);
@@ -582,20 +591,20 @@ static uint64_t hash_value(uint64_t h, const ck_json *v) {
   case CK_JSON_BOOL:
     return fnv(h, &v->u.b, sizeof(v->u.b));
   case CK_JSON_INT:
-    return fnv(h, v->u.num.digits, v->u.num.len);
+    return fnv(h, v->u.num.digits, v->num_len);
   case CK_JSON_FLOAT:
     return fnv(h, &v->u.f, sizeof(v->u.f));
   case CK_JSON_STRING:
   case CK_JSON_RAW:
-    h = fnv(h, &v->u.str.len, sizeof(v->u.str.len));
+    h = fnv_len(h, v->u.str.len);
     return fnv(h, v->u.str.s, v->u.str.len);
   case CK_JSON_ARRAY:
-    h = fnv(h, &v->u.arr.len, sizeof(v->u.arr.len));
+    h = fnv_len(h, v->u.arr.len);
     for (size_t i = 0; i < v->u.arr.len; i++)
       h = hash_value(h, v->u.arr.v[i]);
     return h;
   case CK_JSON_OBJECT:
-    h = fnv(h, &v->u.obj.len, sizeof(v->u.obj.len));
+    h = fnv_len(h, v->u.obj.len);
     for (size_t i = 0; i < v->u.obj.len; i++) {
       h = fnv(h, &v->u.obj.m[i].klen, sizeof(v->u.obj.m[i].klen));
       h = fnv(h, v->u.obj.m[i].key, v->u.obj.m[i].klen);

@@ -238,7 +238,7 @@ static int write_value(ck_buf *b, const ck_json *v) {
   case CK_JSON_BOOL:
     return v->u.b ? ck_buf_append(b, "true", 4) : ck_buf_append(b, "false", 5);
   case CK_JSON_INT:
-    return ck_buf_append(b, v->u.num.digits, v->u.num.len);
+    return ck_buf_append(b, v->u.num.digits, v->num_len);
   case CK_JSON_FLOAT:
     return ck_json_write_double(b, v->u.f);
   case CK_JSON_STRING:

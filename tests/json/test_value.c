@@ -69,6 +69,22 @@ static void test_constructors(void **state) {
   ck_arena_free(a);
 }
 
+/* Node lengths are 32-bit: a longer string or text is refused up front (before any byte of
+ * it is read, so a short buffer with a huge length is safe to pass here). */
+static void test_length_limit(void **state) {
+  ck_arena *a = ck_arena_new(0);
+  static const char small[] = "\"x\"";
+  assert_null(ck_json_strn(a, small, (size_t)UINT32_MAX + 1));
+  assert_null(ck_json_strn(a, small, (size_t)UINT32_MAX));
+  ck_json *v = NULL;
+  ck_json_error err;
+  assert_int_equal(ck_json_parse(a, small, (size_t)UINT32_MAX + 1, 0, &v, &err), CK_EINVAL);
+  assert_null(v);
+  assert_int_equal(ck_json_parse(a, small, 3, 0, &v, &err), CK_OK);
+  assert_int_equal(ck_json_str_len(v), 1);
+  ck_arena_free(a);
+}
+
 static void test_arrays(void **state) {
   ck_arena *a = ck_arena_new(0);
   ck_json *arr = ck_json_array(a);
@@ -248,8 +264,9 @@ static void test_hash(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_constructors), cmocka_unit_test(test_arrays),
-      cmocka_unit_test(test_objects),      cmocka_unit_test(test_copy),
-      cmocka_unit_test(test_equal),        cmocka_unit_test(test_hash),
+      cmocka_unit_test(test_length_limit), cmocka_unit_test(test_objects),
+      cmocka_unit_test(test_copy),         cmocka_unit_test(test_equal),
+      cmocka_unit_test(test_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
