@@ -56,12 +56,12 @@ void ck__stream_reset(ck__stream *st) {
 }
 
 void ck__stream_free(ck__stream *st) {
+  st->scratch = NULL; /* borrowed from the client, which may be gone already */
   ck__stream_reset(st);
   free(st->slots);
   ck_buf_free(&st->text);
   ck_buf_free(&st->message_id);
   ck_buf_free(&st->response_id);
-  ck_arena_free(st->scratch);
   memset(st, 0, sizeof(*st));
 }
 

@@ -32,7 +32,7 @@ typedef struct ck__tool_slot {
 
 /* The state of one attempt's stream, reset before every attempt. */
 typedef struct ck__stream {
-  ck_arena *scratch; /* JSON of the event being handled; reset after every event */
+  ck_arena *scratch; /* JSON of the event being handled, reset at every event; borrowed */
   ck_buf text;       /* the current message's text so far (for TEXT_DONE) */
   ck_buf message_id; /* Responses: the current message item's id */
   ck__tool_slot *slots;
@@ -78,6 +78,10 @@ struct ck_model_client {
   uint64_t rng;         /* xorshift state for backoff jitter */
   ck_model_call *calls; /* every call not yet freed */
   size_t active;
+  /* The JSON of the model event being handled, for every call: events are parsed and handled
+   * one at a time on the loop thread, and nothing parsed outlives its event callback, so one
+   * arena serves all calls instead of 2 KiB per open conversation. */
+  ck_arena *scratch;
 };
 
 struct ck_model_call {
