@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -276,8 +277,8 @@ static void test_tool_defs(void **state) {
 
 /* ---- Streamable HTTP ---- */
 
-static ck_mcp *connect_http(int timeout_ms) {
-  const char *argv[] = {SERVER, "--http", "0", NULL};
+static ck_mcp *connect_http_args(int timeout_ms, const char *flag) {
+  const char *argv[] = {SERVER, "--http", "0", flag, NULL};
   assert_int_equal(ck_proc_spawn(&http_proc, argv, NULL, NULL), 0);
   assert_int_equal(ck_proc_wait_listening(&http_proc, 5000), 0);
   char url[128];
@@ -290,6 +291,30 @@ static ck_mcp *connect_http(int timeout_ms) {
     fprintf(stderr, "connect: %s\n", err);
   assert_int_equal(rc, CK_OK);
   return m;
+}
+
+static ck_mcp *connect_http(int timeout_ms) {
+  return connect_http_args(timeout_ms, NULL);
+}
+
+/* Whether the server's tool list (as the client sees it now) has `name`. */
+static bool has_tool(ck_mcp *m, const char *name) {
+  ck_json *tools = NULL;
+  assert_int_equal(ck_mcp_list_tools(m, arena, &tools), CK_OK);
+  for (size_t i = 0; i < ck_json_array_size(tools); i++)
+    if (strcmp(ck_json_object_get_str(ck_json_array_get(tools, i), "name"), name) == 0)
+      return true;
+  return false;
+}
+
+/* Asks the fake about its GET stream until `prefix` matches (at most ~5 s). */
+static const char *wait_gets(ck_mcp *m, const char *prefix) {
+  const char *g = call_ok(m, "gets", NULL);
+  for (int i = 0; i < 250 && strncmp(g, prefix, strlen(prefix)) != 0; i++) {
+    ck_sleep_ms(20);
+    g = call_ok(m, "gets", NULL);
+  }
+  return g;
 }
 
 static void test_http_basics(void **state) {
@@ -327,6 +352,46 @@ static void test_http_timeout_and_server_gone(void **state) {
   ck_mcp_close(m);
 }
 
+/* A notification the server sends between requests (on the GET stream the client keeps open
+ * while it has a session) makes the next tool list fetch again. */
+static void test_http_get_stream(void **state) {
+  ck_mcp *m = connect_http(5000);
+  assert_false(has_tool(m, "later"));
+  const char *g = wait_gets(m, "open=1");
+  assert_memory_equal(g, "open=1", 6);
+  assert_string_equal(call_ok(m, "change_later", NULL), "changed later");
+  /* The notification reaches the client on its listener thread, a moment after the answer. */
+  bool seen = has_tool(m, "later");
+  for (int i = 0; i < 250 && !seen; i++) {
+    ck_sleep_ms(20);
+    seen = has_tool(m, "later");
+  }
+  assert_true(seen);
+  /* A new session (the old one expired) gets a new GET stream. */
+  assert_string_equal(call_ok(m, "expire", NULL), "expired");
+  assert_string_equal(call_ok(m, "add", "{\"a\":1,\"b\":1}"), "2");
+  g = wait_gets(m, "open=1 tries=2 opened=2");
+  assert_string_equal(g, "open=1 tries=2 opened=2");
+  /* Closing ends the open GET stream at once (the close would hang otherwise). */
+  ck_mcp_close(m);
+  ck_proc_kill(&http_proc);
+}
+
+/* A server without the GET stream answers 405 once; the client does not ask again and works
+ * as before. */
+static void test_http_no_get_stream(void **state) {
+  ck_mcp *m = connect_http_args(5000, "--no-get");
+  assert_string_equal(call_ok(m, "add", "{\"a\":2,\"b\":2}"), "4");
+  const char *g = wait_gets(m, "open=0 tries=1");
+  assert_string_equal(g, "open=0 tries=1 opened=0");
+  ck_sleep_ms(1200); /* past the first retry pause (500 ms) a retrying client would take */
+  assert_string_equal(call_ok(m, "gets", NULL), "open=0 tries=1 opened=0");
+  assert_string_equal(call_ok(m, "change", NULL), "changed"); /* on the POST stream still */
+  assert_true(has_tool(m, "extra"));
+  ck_mcp_close(m);
+  ck_proc_kill(&http_proc);
+}
+
 static void test_http_bad_url(void **state) {
   ck_mcp *m = NULL;
   char err[256] = "";
@@ -352,6 +417,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_http_basics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_session_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_timeout_and_server_gone, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_get_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_no_get_stream, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_bad_url, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

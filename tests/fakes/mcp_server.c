@@ -1,7 +1,7 @@
 /* mcp-server: a tiny MCP server for the MCP client's tests (build/tests/mcp-server).
  *
  *   mcp-server [--ignore-eof] [--ignore-term]     stdio: JSON lines on stdin/stdout
- *   mcp-server --http PORT                         Streamable HTTP on 127.0.0.1:PORT (0: any);
+ *   mcp-server --http PORT [--no-get]              Streamable HTTP on 127.0.0.1:PORT (0: any);
  *                                                  prints "listening on http://127.0.0.1:PORT"
  *
  * Tools (served in two pages of tools/list): add {a,b} -> the sum as text; echo -> the
@@ -11,6 +11,12 @@
  * notifications/tools/list_changed; stats -> "list_calls=N"; ping_client (stdio) -> asks the
  * client for ping and sampling/createMessage and reports the answers; whoami (HTTP) -> the
  * session and protocol headers it got; expire (HTTP) -> forgets the session.
+ *
+ * Over HTTP a client may hold a GET stream open for messages the server sends on its own (one
+ * at a time here; a newer one replaces the older). Two unlisted tools use it: gets -> "open=0|1
+ * tries=N opened=M" (GET requests seen, streams accepted); change_later -> adds the tool "later"
+ * and sends notifications/tools/list_changed on the GET stream only (an error without one).
+ * --no-get answers every GET with 405, as a server without that stream does.
  *
  * --ignore-eof keeps running after stdin closes and --ignore-term ignores SIGTERM, so tests
  * can check that the client escalates to SIGTERM and SIGKILL. */
@@ -28,7 +34,7 @@
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t out_cv = PTHREAD_COND_INITIALIZER;
 static atomic_int list_calls;
-static atomic_bool extra_tool;
+static atomic_bool extra_tool, later_tool;
 static atomic_int running; /* stdio requests in progress */
 /* ping_client: the client's answers (guarded by out_mu). */
 static char *answer_ping, *answer_sampling;
@@ -108,6 +114,8 @@ static ck_json *common(ck_arena *a, const ck_json *msg) {
     ck_json *tools = parse(a, tool_page(second ? 2 : 1));
     if (second && atomic_load(&extra_tool))
       ck_json_array_append(tools, parse(a, "{\"name\":\"extra\",\"inputSchema\":{}}"));
+    if (second && atomic_load(&later_tool))
+      ck_json_array_append(tools, parse(a, "{\"name\":\"later\",\"inputSchema\":{}}"));
     ck_json *r = set(ck_json_object(a), "tools", tools);
     if (!second)
       set(r, "nextCursor", ck_json_str(a, "page-2"));
@@ -275,6 +283,42 @@ static int run_stdio(bool ignore_eof) {
 
 static char session[64];
 static int session_count;
+/* The GET stream (loop thread only). */
+static bool no_get;
+static ck_http_request *get_req;
+static int get_tries, get_opened;
+
+static void get_aborted(ck_http_request *req, void *ud) {
+  if (get_req == req) {
+    get_req = NULL;
+    ck_http_request_release(req);
+  }
+}
+
+static void on_get(ck_http_request *req, const char *sid) {
+  get_tries++;
+  const char *accept = ck_http_request_header(req, "Accept");
+  if (no_get) {
+    ck_http_respond_error(req, 405, "method_not_allowed", "no GET stream here");
+  } else if (accept == NULL || strstr(accept, "text/event-stream") == NULL) {
+    ck_http_respond_error(req, 406, "not_acceptable", "GET wants text/event-stream");
+  } else if (sid == NULL || session[0] == '\0' || strcmp(sid, session) != 0) {
+    ck_http_respond_error(req, sid == NULL ? 400 : 404, "session", "unknown session");
+  } else {
+    ck_http_header h[] = {{"Content-Type", "text/event-stream"}, {NULL, NULL}};
+    ck_http_stream_begin(req, 200, h);
+    ck_http_stream_write(req, ": open\n\n", 8);
+    if (get_req != NULL) {
+      ck_http_stream_end(get_req);
+      ck_http_request_release(get_req);
+    }
+    get_req = req;
+    get_opened++;
+    ck_http_request_on_abort(req, get_aborted, NULL);
+    return;
+  }
+  ck_http_request_release(req);
+}
 
 typedef struct slow_req {
   uv_timer_t timer;
@@ -332,6 +376,10 @@ static void on_http(ck_http_request *req, void *ud) {
     ck_http_request_release(req);
     return;
   }
+  if (strcmp(req->method, "GET") == 0) {
+    on_get(req, sid);
+    return;
+  }
   ck_json *msg = NULL;
   const char *accept = ck_http_request_header(req, "Accept");
   if (strcmp(req->method, "POST") != 0 || accept == NULL ||
@@ -360,6 +408,24 @@ static void on_http(ck_http_request *req, void *ud) {
   }
   const ck_json *params = ck_json_object_get(msg, "params");
   const char *name = ck_json_object_get_str(params, "name");
+  if (strcmp(method, "tools/call") == 0 && name != NULL && strcmp(name, "gets") == 0) {
+    const char *t =
+        ck_arena_printf(a, "open=%d tries=%d opened=%d", get_req != NULL, get_tries, get_opened);
+    respond_json(req, response(a, id, text_result(a, t, false)), NULL);
+    return;
+  }
+  if (strcmp(method, "tools/call") == 0 && name != NULL && strcmp(name, "change_later") == 0) {
+    if (get_req == NULL) {
+      respond_json(req, response(a, id, text_result(a, "no GET stream", true)), NULL);
+      return;
+    }
+    atomic_store(&later_tool, true);
+    const char *ev = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
+                     "\"notifications/tools/list_changed\"}\n\n";
+    ck_http_stream_write(get_req, ev, strlen(ev));
+    respond_json(req, response(a, id, text_result(a, "changed later", false)), NULL);
+    return;
+  }
   ck_json *out = common(a, msg);
   if (out != NULL && name != NULL && strcmp(name, "echo") == 0) {
     respond_sse(req,
@@ -417,6 +483,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ignore-eof") == 0) {
       ignore_eof = true;
+    } else if (strcmp(argv[i], "--no-get") == 0) {
+      no_get = true;
     } else if (strcmp(argv[i], "--ignore-term") == 0) {
       signal(SIGTERM, SIG_IGN);
     } else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
@@ -425,7 +493,8 @@ int main(int argc, char **argv) {
       if (*end != '\0' || port < 0 || port > 65535)
         return 2;
     } else {
-      fprintf(stderr, "usage: mcp-server [--ignore-eof] [--ignore-term] [--http PORT]\n");
+      fprintf(stderr,
+              "usage: mcp-server [--ignore-eof] [--ignore-term] [--http PORT [--no-get]]\n");
       return 2;
     }
   }
