@@ -22,7 +22,8 @@ struct app_agents {
   size_t ntools, cap_tools;
   struct {
     const char *name;    /* the config entry's name */
-    size_t first, count; /* its tools in `tools` */
+    size_t first, count; /* its tools in `tools` (for an MCP server: as listed at start-up) */
+    ck_mcp *mcp;         /* an MCP server's entry: its client */
   } * groups;
   size_t ngroups;
   ck_mcp *mcp[32]; /* connected MCP servers, closed at the end */
@@ -213,6 +214,7 @@ static int mcp_entry(app_agents *ag, const app_config *cfg, const ck_json *t, co
     return invalid(cfg, t, where, "too many MCP servers (at most 32)");
   }
   ag->mcp[ag->nmcp++] = m;
+  ag->groups[ag->ngroups].mcp = m;
   ck_tool_def *defs = NULL;
   size_t n = 0;
   if (ck_mcp_tools(m, ag->a, name, &defs, &n) != CK_OK)
@@ -298,34 +300,58 @@ static int build_tools(app_agents *ag, const app_config *cfg, const ck_json *too
   return 0;
 }
 
-/* Adds the tools an agent names: a config entry's name (all of an MCP server's tools) or one
- * tool's full name ("server__tool"). */
+/* The tools an agent offers. A config entry's name brings all of its tools; for an MCP server
+ * that is the server itself, so the agent follows its tool list as it changes. One tool's full
+ * name ("server__tool") brings that tool as it was at start-up. */
+typedef struct agent_tools_out {
+  ck_tool_def *tools;
+  size_t ntools;
+  ck_mcp **mcp;
+  const char **prefixes;
+  size_t nmcp;
+} agent_tools_out;
+
+static int add_group(app_agents *ag, size_t g, agent_tools_out *o) {
+  if (ag->groups[g].mcp != NULL) {
+    for (size_t i = 0; i < o->nmcp; i++)
+      if (o->mcp[i] == ag->groups[g].mcp)
+        return 0;
+    o->mcp[o->nmcp] = ag->groups[g].mcp;
+    o->prefixes[o->nmcp++] = ag->groups[g].name;
+    return 0;
+  }
+  for (size_t i = 0; i < ag->groups[g].count && o->ntools < ag->ntools; i++)
+    o->tools[o->ntools++] = ag->tools[ag->groups[g].first + i];
+  return 0;
+}
+
 static int agent_tools(app_agents *ag, const app_config *cfg, const ck_json *at, const char *where,
-                       const char **names, size_t nnames, ck_tool_def **out, size_t *n) {
-  ck_tool_def *tools = ck_arena_calloc(ag->a, (ag->ntools ? ag->ntools : 1) * sizeof(*tools));
-  size_t count = 0;
-  if (tools == NULL)
+                       const char **names, size_t nnames, bool all, agent_tools_out *o) {
+  memset(o, 0, sizeof(*o));
+  o->tools = ck_arena_calloc(ag->a, (ag->ntools ? ag->ntools : 1) * sizeof(*o->tools));
+  o->mcp = ck_arena_calloc(ag->a, (ag->ngroups ? ag->ngroups : 1) * sizeof(*o->mcp));
+  o->prefixes = ck_arena_calloc(ag->a, (ag->ngroups ? ag->ngroups : 1) * sizeof(*o->prefixes));
+  if (o->tools == NULL || o->mcp == NULL || o->prefixes == NULL)
     return 2;
+  for (size_t g = 0; all && g < ag->ngroups; g++)
+    add_group(ag, g, o);
   for (size_t k = 0; k < nnames; k++) {
     bool found = false;
     for (size_t g = 0; g < ag->ngroups && !found; g++) {
-      if (strcmp(ag->groups[g].name, names[k]) != 0)
-        continue;
-      found = true;
-      for (size_t i = 0; i < ag->groups[g].count && count < ag->ntools; i++)
-        tools[count++] = ag->tools[ag->groups[g].first + i];
+      if (strcmp(ag->groups[g].name, names[k]) == 0) {
+        found = true;
+        add_group(ag, g, o);
+      }
     }
     for (size_t i = 0; i < ag->ntools && !found; i++)
       if (strcmp(ag->tools[i].name, names[k]) == 0) {
         found = true;
-        if (count < ag->ntools)
-          tools[count++] = ag->tools[i];
+        if (o->ntools < ag->ntools)
+          o->tools[o->ntools++] = ag->tools[i];
       }
     if (!found)
       return invalid(cfg, at, where, "unknown tool \"%s\"", names[k]);
   }
-  *out = tools;
-  *n = count;
   return 0;
 }
 
@@ -337,11 +363,18 @@ static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *ag
   if (agents == NULL) {
     /* No agents section: one assistant with every configured tool. */
     ag->defs = calloc(1, sizeof(*ag->defs));
-    const ck_tool_def *tools = ag->tools;
-    if (ag->defs == NULL)
+    agent_tools_out o;
+    if (ag->defs == NULL || agent_tools(ag, cfg, NULL, "tools", NULL, 0, true, &o))
       return 2;
-    ag->defs[0] =
-        (ck_agent_def){"Assistant", fallback, default_model, tools, ag->ntools, NULL, 0, 0, NULL};
+    ck_agent_def *d = &ag->defs[0];
+    d->name = "Assistant";
+    d->instructions = fallback;
+    d->model = default_model;
+    d->tools = o.tools;
+    d->ntools = o.ntools;
+    d->mcp = o.mcp;
+    d->mcp_prefixes = o.prefixes;
+    d->nmcp = o.nmcp;
     ag->ndefs = 1;
     return 0;
   }
@@ -378,13 +411,15 @@ static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *ag
     if (settings != NULL && !ck_json_is_object(settings))
       return invalid(cfg, settings, where, "settings must be a mapping of request fields");
     d->settings = settings;
-    ck_tool_def *tools = NULL;
-    size_t ntools = 0;
-    if (agent_tools(ag, cfg, ck_json_object_get(a, "tools"), where, tool_names, ntool_names, &tools,
-                    &ntools))
+    agent_tools_out o;
+    if (agent_tools(ag, cfg, ck_json_object_get(a, "tools"), where, tool_names, ntool_names, false,
+                    &o))
       return 2;
-    d->tools = tools;
-    d->ntools = ntools;
+    d->tools = o.tools;
+    d->ntools = o.ntools;
+    d->mcp = o.mcp;
+    d->mcp_prefixes = o.prefixes;
+    d->nmcp = o.nmcp;
     for (size_t k = 0; k < i; k++)
       if (strcmp(ag->defs[k].name, d->name) == 0)
         return invalid(cfg, a, where, "an agent named \"%s\" is already defined", d->name);

@@ -88,6 +88,9 @@ int ck_tool_emit(ck_tool_ctx *t, const ck_json *event);
 /** Streams a finished widget (one thread.item.done with a new widget item). */
 int ck_tool_widget(ck_tool_ctx *t, const ck_json *widget, const char *copy_text);
 
+/* An MCP client (see chatkit/mcp.h). */
+typedef struct ck_mcp ck_mcp;
+
 typedef struct ck_agent_def {
   const char *name;         /* unique; handoff tools are named transfer_to_<name> */
   const char *instructions; /* the system prompt */
@@ -98,6 +101,14 @@ typedef struct ck_agent_def {
   size_t nhandoffs;
   int max_turns;           /* model calls per user message; 0: 10 */
   const ck_json *settings; /* extra request fields (temperature, reasoning...), or NULL */
+  /* MCP servers whose tools the agent offers besides `tools`, named as ck_mcp_tools names
+   * them with the matching prefix (a NULL array or entry: no prefix). Unlike a snapshot taken
+   * with ck_mcp_tools, these follow the server: when it announces that its tools changed, the
+   * list is fetched again on a worker and used from the next model call on. Borrowed; the
+   * servers must outlive the runtime. */
+  ck_mcp *const *mcp;
+  const char *const *mcp_prefixes;
+  size_t nmcp;
 } ck_agent_def;
 
 typedef struct ck_agents_config {

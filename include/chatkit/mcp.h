@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <chatkit/agent.h>
 #include <chatkit/json.h>
@@ -61,6 +62,11 @@ int ck_mcp_connect_http(const char *url, const char *const *headers, int timeout
  * after the server sent notifications/tools/list_changed or after a reconnect. Returns CK_OK,
  * CK_EIO (the server failed or answered with an error), CK_EINVAL or CK_ENOMEM. */
 int ck_mcp_list_tools(ck_mcp *m, ck_arena *a, ck_json **tools);
+
+/** A number that changes whenever the server's tool list may have changed: it sent
+ * notifications/tools/list_changed, or the client reconnected. Never blocks, so a caller on an
+ * event loop can tell whether to list the tools again (on a thread that may block). */
+uint64_t ck_mcp_tools_generation(ck_mcp *m);
 
 /** Calls the tool `name` with `args` (a JSON object, or NULL for {}). On CK_OK `*result` is the
  * tools/call result ({"content": [...], "structuredContent"?, "isError"?}, from `a`) and

@@ -366,6 +366,15 @@ static int fetch_tools(ck_mcp *m, ck_arena *a, ck_json **out) {
   return rc;
 }
 
+uint64_t ck_mcp_tools_generation(ck_mcp *m) {
+  if (m == NULL)
+    return 0;
+  pthread_mutex_lock(&m->mu);
+  uint64_t gen = m->tools_gen;
+  pthread_mutex_unlock(&m->mu);
+  return gen;
+}
+
 int ck_mcp_list_tools(ck_mcp *m, ck_arena *a, ck_json **tools) {
   if (m == NULL || a == NULL || tools == NULL)
     return CK_EINVAL;

@@ -6,6 +6,7 @@
  * every model event becomes ChatKit events pushed into the stream (protocol.md §9.2). C tools
  * run on the service's workers; their results go back to the model in call order. */
 #include "agent/runtime.h"
+#include "agent/toolsets.h"
 
 #include <chatkit/error.h>
 
@@ -41,6 +42,12 @@ ck_agents *ck_agents_new(const ck_agents_config *cfg) {
     for (size_t k = 0; k < ag->agents[i].nhandoffs; k++)
       if (find_agent(ag, ag->agents[i].handoffs[k]) == SIZE_MAX)
         goto fail;
+  ag->sources = calloc(ag->nagents, sizeof(*ag->sources));
+  if (ag->sources == NULL)
+    goto fail;
+  for (size_t i = 0; i < ag->nagents; i++)
+    if (ck__sources_new(&ag->agents[i], &ag->sources[i]) != CK_OK)
+      goto fail;
   return ag;
 fail:
   ck_agents_free(ag);
@@ -50,6 +57,9 @@ fail:
 void ck_agents_free(ck_agents *ag) {
   if (ag == NULL)
     return;
+  for (size_t i = 0; ag->sources != NULL && i < ag->nagents; i++)
+    ck__sources_free(ag->sources[i], ag->agents[i].nmcp);
+  free(ag->sources);
   free(ag->agents);
   free(ag);
 }
@@ -69,9 +79,17 @@ static char *handoff_tool_name(ck_arena *a, const char *agent) {
 
 /* ---- Run lifetime ---- */
 
+/* Drops the turn's references to its MCP tool sets. */
+static void release_sets(ck__run *r) {
+  for (size_t i = 0; i < r->nsets; i++)
+    ck__toolset_release(r->sets[i]);
+  r->nsets = 0;
+}
+
 static void run_release(ck__run *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
+  release_sets(r);
   ck_buf_free(&r->msg_text);
   ck_buf_free(&r->thought);
   ck_buf_free(&r->title);
@@ -314,13 +332,40 @@ static const ck_agent_def *agent_of(ck__run *r) {
   return &r->ag->agents[r->agent];
 }
 
+/* The turn's tools: the agent's own, then those of its MCP servers' sets. */
+static size_t tool_count(const ck__run *r) {
+  size_t n = r->ag->agents[r->agent].ntools;
+  for (size_t i = 0; i < r->nsets; i++) {
+    size_t k = 0;
+    if (r->sets[i] != NULL)
+      ck__toolset_defs(r->sets[i], &k);
+    n += k;
+  }
+  return n;
+}
+
+static const ck_tool_def *tool_at(const ck__run *r, size_t i) {
+  const ck_agent_def *def = &r->ag->agents[r->agent];
+  if (i < def->ntools)
+    return &def->tools[i];
+  i -= def->ntools;
+  for (size_t s = 0; s < r->nsets; s++) {
+    size_t k = 0;
+    const ck_tool_def *defs = r->sets[s] ? ck__toolset_defs(r->sets[s], &k) : NULL;
+    if (i < k)
+      return &defs[i];
+    i -= k;
+  }
+  return NULL;
+}
+
 /* The tools the current agent offers the model: its own tools and its handoffs. */
 static ck_json *tools_json(ck__run *r) {
   ck_arena *a = r->arena;
   const ck_agent_def *def = agent_of(r);
   ck_json *tools = ck_json_array(a);
-  for (size_t i = 0; i < def->ntools; i++) {
-    const ck_tool_def *t = &def->tools[i];
+  for (size_t i = 0; i < tool_count(r); i++) {
+    const ck_tool_def *t = tool_at(r, i);
     ck_json *params = NULL;
     const char *schema = t->parameters_json ? t->parameters_json : "{\"type\":\"object\"}";
     if (ck_json_parse(a, schema, strlen(schema), 0, &params, NULL) != CK_OK)
@@ -504,10 +549,10 @@ static void tool_job(void *ud) {
     ck_service_post(t->r->ag->cfg.service, tools_finished, t->r);
 }
 
-static const ck_tool_def *find_tool(const ck_agent_def *def, const char *name) {
-  for (size_t i = 0; name != NULL && i < def->ntools; i++)
-    if (strcmp(def->tools[i].name, name) == 0)
-      return &def->tools[i];
+static const ck_tool_def *find_tool(const ck__run *r, const char *name) {
+  for (size_t i = 0; name != NULL && i < tool_count(r); i++)
+    if (strcmp(tool_at(r, i)->name, name) == 0)
+      return tool_at(r, i);
   return NULL;
 }
 
@@ -591,7 +636,7 @@ static void handle_calls(ck__run *r) {
   }
   for (size_t i = 0; i < n; i++) {
     const ck_json *call = ck_json_array_get(r->calls, i);
-    const ck_tool_def *t = find_tool(def, ck_json_object_get_str(call, "name"));
+    const ck_tool_def *t = find_tool(r, ck_json_object_get_str(call, "name"));
     if (t != NULL && t->client) {
       ck_metrics_tool_call(r->ag->cfg.metrics, "client");
       client_tool_call(r, call);
@@ -612,7 +657,7 @@ static void handle_calls(ck__run *r) {
     ck_tool_ctx *t = &r->tool_ctx[running++];
     t->r = r;
     t->index = i;
-    t->def = find_tool(def, ck_json_object_get_str(call, "name"));
+    t->def = find_tool(r, ck_json_object_get_str(call, "name"));
     t->arena = ck_arena_new(2048);
     t->arguments = ck_json_object_get_str(call, "arguments");
     if (t->def == NULL || t->def->fn == NULL) {
@@ -675,6 +720,14 @@ static void start_turn(ck__run *r) {
     return;
   }
   r->calls = ck_json_array(r->arena);
+  /* This turn's MCP tools: the sets current now (a server that announced a change gets its
+   * list fetched again in the background, for a later turn). */
+  release_sets(r);
+  r->sets = def->nmcp ? ck_arena_calloc(r->arena, def->nmcp * sizeof(*r->sets)) : NULL;
+  if (r->sets != NULL) {
+    ck__sources_snapshot(r->ag->sources[r->agent], def->nmcp, r->ag->cfg.service, r->sets);
+    r->nsets = def->nmcp;
+  }
   ck_model_request req = {0};
   req.model = r->model ? r->model : def->model;
   req.instructions = def->instructions;

@@ -7,11 +7,15 @@
 
 #include <stdatomic.h>
 
+struct ck__source;
+struct ck__toolset;
+
 struct ck_agents {
   ck_agents_config cfg;
   ck_agent_def *agents; /* copied array */
   size_t nagents;
   size_t default_agent;
+  struct ck__source ***sources; /* per agent: its MCP servers' current tool sets (toolsets.h) */
 };
 
 /* One respond call, from the history load to the end of the answer. The loop thread owns it;
@@ -43,6 +47,10 @@ typedef struct ck__run {
   int64_t wf_start_us;
   ck_buf thought;
   int64_t (*clock_now_us)(void);
+  /* The MCP tool sets the current turn offers (one per MCP server of its agent), held until
+   * the next turn or the end of the run, so the tools it calls stay valid. */
+  struct ck__toolset **sets;
+  size_t nsets;
   /* Tools of the current turn. */
   struct ck_tool_ctx *tool_ctx;
   size_t ntools_running;

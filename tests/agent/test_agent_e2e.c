@@ -65,8 +65,10 @@ static const ck_tool_def triage_tools[] = {
 static const char *const triage_handoffs[] = {"Billing Expert"};
 
 static const ck_agent_def agents[] = {
-    {"Triage", "You route questions.", "test-model", triage_tools, 2, triage_handoffs, 1, 0, NULL},
-    {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL},
+    {"Triage", "You route questions.", "test-model", triage_tools, 2, triage_handoffs, 1, 0, NULL,
+     NULL, NULL, 0},
+    {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL,
+     NULL, NULL, 0},
 };
 
 /* The routing hook: messages that mention an invoice go straight to billing. */

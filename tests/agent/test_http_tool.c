@@ -109,7 +109,8 @@ static void *endpoint_main(void *arg) {
 static ck_agent_harness h;
 static ck_arena *arena, *tools_arena;
 static ck_tool_def tools[6];
-static ck_agent_def agent = {"Helper", "You help.", "test-model", tools, 6, NULL, 0, 0, NULL};
+static ck_agent_def agent = {"Helper", "You help.", "test-model", tools, 6,    NULL,
+                             0,        0,           NULL,         NULL,  NULL, 0};
 
 static void tool(size_t i, const char *name, const char *path, const char *method, int timeout_ms) {
   static const char *const headers[] = {"X-Api-Key: k1"};
