@@ -3,8 +3,8 @@
  *
  * It is an asynchronous handler: respond (on a worker) loads the thread's history, converts it
  * to model input and returns CK_PENDING; the model call then runs on the service's loop, and
- * every model event becomes ChatKit events pushed into the stream (protocol.md §9.2). C tools
- * run on the service's workers; their results go back to the model in call order. */
+ * every model event becomes ChatKit events pushed into the stream (events.c, protocol.md §9.2). C
+ * tools run on the service's workers; their results go back to the model in call order. */
 #include "agent/runtime.h"
 #include "agent/toolsets.h"
 
@@ -113,214 +113,13 @@ static void finish(ck__run *r, bool failed, const char *code, const char *messag
   run_release(r);
 }
 
-static void push(ck__run *r, ck_json *ev) {
+void ck__run_push(ck__run *r, ck_json *ev) {
   if (ev == NULL || ck_stream_push_canonical(r->s, ev) == CK_ECANCELLED)
     atomic_store(&r->cancelled, true);
 }
 
-/* ---- ChatKit events from model events ---- */
-
-static const char *now(ck__run *r) {
-  return ck_server_now(ck_stream_server(r->s), r->arena);
-}
-
 static ck_json *set(ck_json *o, const char *k, ck_json *v) {
-  if (o == NULL || v == NULL || ck_json_object_set(o, k, v) != CK_OK)
-    return NULL;
-  return o;
-}
-
-static ck_json *workflow_item(ck__run *r, ck_arena *a, bool with_summary) {
-  ck_json *wf = ck_json_object(a);
-  set(wf, "type", ck_json_str(a, "reasoning"));
-  ck_json *tasks = ck_json_array(a);
-  if (r->thought_started) {
-    ck_json *task = ck_json_object(a);
-    set(task, "status_indicator", ck_json_str(a, "none"));
-    set(task, "type", ck_json_str(a, "thought"));
-    set(task, "content", ck_json_strn(a, r->thought.data ? r->thought.data : "", r->thought.len));
-    ck_json_array_append(tasks, task);
-  }
-  set(wf, "tasks", tasks);
-  if (with_summary) {
-    int64_t secs = (r->clock_now_us() - r->wf_start_us) / 1000000;
-    ck_json *sum = ck_json_object(a);
-    set(sum, "duration", ck_json_int(a, secs < 0 ? 0 : secs));
-    set(wf, "summary", sum);
-  }
-  set(wf, "expanded", ck_json_bool(a, false));
-  ck_json *item = ck_json_object(a);
-  set(item, "id", ck_json_str(a, r->wf_id));
-  set(item, "thread_id", ck_json_str(a, r->thread_id));
-  set(item, "created_at", ck_json_str(a, r->wf_created));
-  set(item, "type", ck_json_str(a, "workflow"));
-  return set(item, "workflow", wf);
-}
-
-/* A reasoning workflow ends when visible output starts (the reference's end_workflow). */
-static void close_workflow(ck__run *r) {
-  if (!r->wf_open)
-    return;
-  r->wf_open = false;
-  ck_arena *a = r->scratch;
-  push(r, ck_event_item(a, "thread.item.done", workflow_item(r, a, true)));
-  ck_arena_reset(a);
-}
-
-static void on_reasoning(ck__run *r, const char *text, size_t len) {
-  ck_arena *a = r->scratch;
-  if (!r->wf_open) {
-    r->wf_open = true;
-    r->thought_started = false;
-    ck_buf_reset(&r->thought);
-    r->wf_id = ck_server_generate_id(ck_stream_server(r->s), r->arena, "workflow", NULL);
-    r->wf_created = now(r);
-    r->wf_start_us = r->clock_now_us();
-    push(r, ck_event_item(a, "thread.item.added", workflow_item(r, a, false)));
-  }
-  bool first = !r->thought_started;
-  r->thought_started = true;
-  ck_buf_append(&r->thought, text, len);
-  ck_json *task = ck_json_object(a);
-  set(task, "status_indicator", ck_json_str(a, "none"));
-  set(task, "type", ck_json_str(a, "thought"));
-  set(task, "content", ck_json_strn(a, r->thought.data, r->thought.len));
-  ck_json *upd = ck_json_object(a);
-  set(upd, "type", ck_json_str(a, first ? "workflow.task.added" : "workflow.task.updated"));
-  set(upd, "task_index", ck_json_int(a, 0));
-  set(upd, "task", task);
-  push(r, ck_event_item_updated(a, r->wf_id, upd));
-  ck_arena_reset(a);
-}
-
-static void open_message(ck__run *r, const char *item_id) {
-  close_workflow(r);
-  ck_arena *a = r->scratch;
-  r->msg_open = true;
-  r->msg_id = item_id ? ck_arena_strdup(r->arena, item_id)
-                      : ck_server_generate_id(ck_stream_server(r->s), r->arena, "message", NULL);
-  r->msg_created = now(r);
-  r->msg_annotations = ck_json_array(r->arena);
-  ck_buf_reset(&r->msg_text);
-  ck_json *item = ck_item_assistant_message(a, r->msg_id, r->thread_id, r->msg_created, NULL);
-  push(r, ck_event_item(a, "thread.item.added", item));
-  ck_json *part = ck_assistant_content(a, "", 0);
-  push(r, ck_event_item_updated(a, r->msg_id, ck_update_content_part(a, false, 0, part)));
-  ck_arena_reset(a);
-}
-
-static void close_message(ck__run *r) {
-  if (!r->msg_open)
-    return;
-  r->msg_open = false;
-  ck_arena *a = r->scratch;
-  const char *text = r->msg_text.data ? r->msg_text.data : "";
-  /* content_part.done repeats the text without annotations; the done item carries them. */
-  ck_json *part = ck_assistant_content(a, text, r->msg_text.len);
-  push(r, ck_event_item_updated(a, r->msg_id, ck_update_content_part(a, true, 0, part)));
-  ck_json *full = ck_assistant_content(a, text, r->msg_text.len);
-  set(full, "annotations", ck_json_copy(a, r->msg_annotations));
-  ck_json *content = ck_json_array(a);
-  ck_json_array_append(content, full);
-  ck_json *item = ck_item_assistant_message(a, r->msg_id, r->thread_id, r->msg_created, content);
-  push(r, ck_event_item(a, "thread.item.done", item));
-  ck_arena_reset(a);
-}
-
-static void on_text(ck__run *r, const char *text, size_t len) {
-  if (!r->msg_open)
-    open_message(r, NULL);
-  ck_buf_append(&r->msg_text, text, len);
-  if (ck_stream_push_text_delta(r->s, r->msg_id, 0, text, len) == CK_ECANCELLED)
-    atomic_store(&r->cancelled, true);
-}
-
-/* Model annotations become ChatKit sources (protocol.md §9.2): url and file citations are
- * kept, anything else dropped; indices count only kept annotations. */
-static void on_annotation(ck__run *r, const ck_json *ann) {
-  const char *type = ck_json_object_get_str(ann, "type");
-  ck_arena *a = r->arena;
-  ck_json *source = ck_json_object(a);
-  const ck_json *index = NULL;
-  if (type == NULL || !r->msg_open) {
-    return;
-  } else if (strcmp(type, "url_citation") == 0 && ck_json_object_get_str(ann, "url")) {
-    const char *title = ck_json_object_get_str(ann, "title");
-    set(source, "title", ck_json_str(a, title ? title : ck_json_object_get_str(ann, "url")));
-    set(source, "type", ck_json_str(a, "url"));
-    set(source, "url", ck_json_copy(a, ck_json_object_get(ann, "url")));
-    index = ck_json_object_get(ann, "end_index");
-  } else if ((strcmp(type, "file_citation") == 0 || strcmp(type, "container_file_citation") == 0) &&
-             ck_json_str_len(ck_json_object_get(ann, "filename")) > 0) {
-    set(source, "title", ck_json_copy(a, ck_json_object_get(ann, "filename")));
-    set(source, "type", ck_json_str(a, "file"));
-    set(source, "filename", ck_json_copy(a, ck_json_object_get(ann, "filename")));
-    index = ck_json_object_get(ann, type[0] == 'f' ? "index" : "end_index");
-  } else {
-    return;
-  }
-  ck_json *out = ck_json_object(a);
-  set(out, "type", ck_json_str(a, "annotation"));
-  set(out, "source", source);
-  if (ck_json_is_int(index))
-    set(out, "index", ck_json_copy(a, index));
-  size_t n = ck_json_array_size(r->msg_annotations);
-  ck_json_array_append(r->msg_annotations, out);
-  ck_arena *s = r->scratch;
-  ck_json *upd = ck_json_object(s);
-  set(upd, "type", ck_json_str(s, "assistant_message.content_part.annotation_added"));
-  set(upd, "content_index", ck_json_int(s, 0));
-  set(upd, "annotation_index", ck_json_int(s, (int64_t)n));
-  set(upd, "annotation", ck_json_copy(s, out));
-  push(r, ck_event_item_updated(s, r->msg_id, upd));
-  ck_arena_reset(s);
-}
-
-static void on_model_event(ck_model_call *call, const ck_model_event *ev, void *ud) {
-  ck__run *r = ud;
-  if (ev->type == CK_MODEL_EV_USAGE) {
-    ck_metrics_model_tokens(r->ag->cfg.metrics, ev->usage.input_tokens, ev->usage.output_tokens);
-    if (!r->ended) /* the stream may be gone once the run ended */
-      ck_stream_add_usage(r->s, ev->usage.input_tokens, ev->usage.output_tokens);
-  }
-  if (r->title_call) {
-    if (ev->type == CK_MODEL_EV_TEXT_DELTA)
-      ck_buf_append(&r->title, ev->text, ev->text_len);
-    return;
-  }
-  switch (ev->type) {
-  case CK_MODEL_EV_MESSAGE_START:
-    if (r->msg_open)
-      close_message(r);
-    open_message(r, ev->item_id);
-    break;
-  case CK_MODEL_EV_TEXT_DELTA:
-  case CK_MODEL_EV_REFUSAL_DELTA:
-    on_text(r, ev->text, ev->text_len);
-    break;
-  case CK_MODEL_EV_TEXT_DONE:
-    close_message(r);
-    break;
-  case CK_MODEL_EV_REASONING_DELTA:
-    on_reasoning(r, ev->text, ev->text_len);
-    break;
-  case CK_MODEL_EV_ANNOTATION:
-    on_annotation(r, ev->annotation);
-    break;
-  case CK_MODEL_EV_TOOL_CALL: {
-    ck_arena *a = r->arena;
-    ck_json *c = ck_json_object(a);
-    if (ev->tool_call.id)
-      set(c, "id", ck_json_str(a, ev->tool_call.id));
-    set(c, "call_id", ck_json_str(a, ev->tool_call.call_id));
-    set(c, "name", ck_json_str(a, ev->tool_call.name));
-    set(c, "arguments", ck_json_strn(a, ev->tool_call.arguments, ev->tool_call.arguments_len));
-    ck_json_array_append(r->calls, c);
-    break;
-  }
-  default:
-    break;
-  }
+  return ck__json_set(o, k, v);
 }
 
 /* ---- Turns ---- */
@@ -396,8 +195,8 @@ static ck_json *tools_json(ck__run *r) {
 
 /* The model call failed: keep what was streamed, then an error event fitting the cause. */
 static void fail_from_model(ck__run *r, const ck_model_result *res) {
-  close_message(r);
-  close_workflow(r);
+  ck__run_close_message(r);
+  ck__run_close_workflow(r);
   switch (res->error) {
   case CK_MODEL_ERR_AUTH:
     finish(r, true, NULL,
@@ -443,14 +242,15 @@ static void start_title(ck__run *r) {
   req.instructions = "Write a short title (at most six words) for a conversation that starts "
                      "with the user's message below. Answer with the title only, without quotes.";
   req.input = input;
-  int rc = ck_model_call_start(r->ag->cfg.client, &req, on_model_event, on_model_done, r, &r->call);
+  int rc = ck_model_call_start(r->ag->cfg.client, &req, ck__run_on_model_event, on_model_done, r,
+                               &r->call);
   if (rc != CK_OK)
     finish(r, false, NULL, NULL, 0); /* a missing title is not worth an error */
 }
 
 static void end_of_answer(ck__run *r) {
-  close_message(r);
-  close_workflow(r);
+  ck__run_close_message(r);
+  ck__run_close_workflow(r);
   if (r->want_title && !atomic_load(&r->cancelled))
     start_title(r);
   else
@@ -610,7 +410,7 @@ static void client_tool_call(ck__run *r, const ck_json *call) {
   set(item, "call_id", ck_json_copy(a, ck_json_object_get(call, "call_id")));
   set(item, "name", ck_json_copy(a, ck_json_object_get(call, "name")));
   set(item, "arguments", args);
-  push(r, ck_event_item(a, "thread.item.done", item));
+  ck__run_push(r, ck_event_item(a, "thread.item.done", item));
   ck_arena_reset(a);
 }
 
@@ -703,8 +503,8 @@ static void on_model_done(ck_model_call *call, const ck_model_result *res, void 
     return;
   }
   if (ck_json_array_size(r->calls) > 0) {
-    close_message(r);
-    close_workflow(r);
+    ck__run_close_message(r);
+    ck__run_close_workflow(r);
     handle_calls(r);
     return;
   }
@@ -735,7 +535,8 @@ static void start_turn(ck__run *r) {
   req.tools = tools_json(r);
   req.tool_choice = r->tool_choice;
   req.extra = def->settings;
-  int rc = ck_model_call_start(r->ag->cfg.client, &req, on_model_event, on_model_done, r, &r->call);
+  int rc = ck_model_call_start(r->ag->cfg.client, &req, ck__run_on_model_event, on_model_done, r,
+                               &r->call);
   if (rc != CK_OK)
     finish(r, true, "stream.error", NULL, 1);
 }

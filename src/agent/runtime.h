@@ -3,6 +3,7 @@
 #define CK_AGENT_RUNTIME_H
 
 #include <chatkit/agent.h>
+#include <chatkit/error.h>
 #include <chatkit/model.h>
 
 #include <stdatomic.h>
@@ -60,5 +61,26 @@ typedef struct ck__run {
   char *user_text;
   ck_buf title;
 } ck__run;
+
+/** Pushes a canonical event into the run's stream; a stream that is gone marks the run
+ * cancelled. NULL (out of memory while building it) counts as gone. */
+void ck__run_push(ck__run *r, ck_json *ev);
+
+/** The model-call callback of every turn: model events become ChatKit events (events.c). */
+void ck__run_on_model_event(ck_model_call *call, const ck_model_event *ev, void *ud);
+
+/** Ends the assistant message being streamed, if any (content_part.done, item.done). */
+void ck__run_close_message(ck__run *r);
+
+/** Ends the reasoning workflow being streamed, if any. */
+void ck__run_close_workflow(ck__run *r);
+
+/* Sets member `k` of object `o` to `v`; returns `o`, or NULL if any is NULL or out of memory,
+ * so builders can chain without checking each step. */
+static inline ck_json *ck__json_set(ck_json *o, const char *k, ck_json *v) {
+  if (o == NULL || v == NULL || ck_json_object_set(o, k, v) != CK_OK)
+    return NULL;
+  return o;
+}
 
 #endif
