@@ -145,6 +145,18 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   return ck_buf_append(&p->body, data, n) == CK_OK ? n : 0;
 }
 
+/* The request's header list: the `n` fixed lines (NULL entries skipped), then the caller's
+ * extra headers. Sets *ok to false when out of memory. */
+static struct curl_slist *header_list(const char *const *fixed, size_t n, char **extra, bool *ok) {
+  struct curl_slist *hdrs = NULL, *tmp = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (fixed[i] != NULL && *ok)
+      *ok = (tmp = curl_slist_append(hdrs, fixed[i])) != NULL && (hdrs = tmp) != NULL;
+  for (size_t i = 0; extra[i] != NULL && *ok; i++)
+    *ok = (tmp = curl_slist_append(hdrs, extra[i])) != NULL && (hdrs = tmp) != NULL;
+  return hdrs;
+}
+
 /* POSTs (or, with `method` "DELETE", deletes the session with) one message. */
 static int http_post(ck_mcp *m, ck_arena *a, const char *method, int64_t want, const char *text,
                      size_t len, int timeout_ms, ck_json **response, char *err, size_t errlen) {
@@ -158,7 +170,6 @@ static int http_post(ck_mcp *m, ck_arena *a, const char *method, int64_t want, c
   ck__sse_init(&p.parser, CK_MCP_MAX_MESSAGE, on_sse_event, &p);
   char protocol[32], msg[320];
   ck__mcp_protocol(m, protocol, sizeof(protocol));
-  struct curl_slist *hdrs = NULL, *tmp = NULL;
   char *session_header = NULL;
   pthread_mutex_lock(&m->mu);
   bool had_session = h->session != NULL;
@@ -170,11 +181,7 @@ static int http_post(ck_mcp *m, ck_arena *a, const char *method, int64_t want, c
       protocol[0] ? ck_arena_printf(a, "MCP-Protocol-Version: %s", protocol) : NULL,
       session_header};
   bool ok = true;
-  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-    if (fixed[i] != NULL && ok)
-      ok = (tmp = curl_slist_append(hdrs, fixed[i])) != NULL && (hdrs = tmp) != NULL;
-  for (size_t i = 0; h->headers[i] != NULL && ok; i++)
-    ok = (tmp = curl_slist_append(hdrs, h->headers[i])) != NULL && (hdrs = tmp) != NULL;
+  struct curl_slist *hdrs = header_list(fixed, sizeof(fixed) / sizeof(fixed[0]), h->headers, &ok);
   CURL *c = ok ? curl_easy_init() : NULL;
   int rc = CK_EIO;
   if (c == NULL) {
@@ -344,17 +351,12 @@ static long listen_once(ck_mcp *m, const char *session) {
   ck__sse_init(&l.parser, CK_MCP_MAX_MESSAGE, on_listen_event, &l);
   char protocol[32];
   ck__mcp_protocol(m, protocol, sizeof(protocol));
-  struct curl_slist *hdrs = NULL, *tmp = NULL;
   char line[MAX_SESSION_ID + 32], pline[64];
   snprintf(line, sizeof(line), "Mcp-Session-Id: %s", session);
   snprintf(pline, sizeof(pline), "MCP-Protocol-Version: %s", protocol);
   const char *fixed[] = {"Accept: text/event-stream", line, protocol[0] ? pline : NULL};
   bool ok = l.a != NULL;
-  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-    if (fixed[i] != NULL && ok)
-      ok = (tmp = curl_slist_append(hdrs, fixed[i])) != NULL && (hdrs = tmp) != NULL;
-  for (size_t i = 0; h->headers[i] != NULL && ok; i++)
-    ok = (tmp = curl_slist_append(hdrs, h->headers[i])) != NULL && (hdrs = tmp) != NULL;
+  struct curl_slist *hdrs = header_list(fixed, sizeof(fixed) / sizeof(fixed[0]), h->headers, &ok);
   CURL *c = ok ? curl_easy_init() : NULL;
   long status = 0;
   if (c != NULL) {
