@@ -111,6 +111,11 @@ typedef struct ck_model_request {
    * max_output_tokens or max_tokens, reasoning, store, ...). The caller picks the names that
    * fit the API in use. NULL: none. */
   const ck_json *extra;
+  /* CK_MODEL_EV_TEXT_DONE then carries only a whole text the server sends itself (the
+   * Responses API's output_text.done), never a copy the client assembled from the deltas
+   * (empty instead): for a caller that keeps the streamed text anyway, one copy of every
+   * answer less. */
+  bool no_done_text;
 } ck_model_request;
 
 /* ---- Events ----------------------------------------------------------------------------- */

@@ -535,6 +535,7 @@ static void start_turn(ck__run *r) {
   req.tools = tools_json(r);
   req.tool_choice = r->tool_choice;
   req.extra = def->settings;
+  req.no_done_text = true; /* the run keeps the message text itself (r->msg_text) */
   int rc = ck_model_call_start(r->ag->cfg.client, &req, ck__run_on_model_event, on_model_done, r,
                                &r->call);
   if (rc != CK_OK)

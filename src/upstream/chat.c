@@ -100,7 +100,8 @@ static int apply_delta(ck_model_call *call, const ck_json *delta) {
       if (ck__model_emit(call, &ev))
         return 1;
     }
-    if (ck_buf_append(&st->text, ck_json_str_value(content), ck_json_str_len(content)) != CK_OK)
+    if (call->keep_text &&
+        ck_buf_append(&st->text, ck_json_str_value(content), ck_json_str_len(content)) != CK_OK)
       return ck__model_fail(call, CK_MODEL_ERR_PROTOCOL, CK_ETOOBIG, false, NULL,
                             "answer text larger than %zu bytes", call->client->cfg.max_event_bytes);
     if (emit_text(call, CK_MODEL_EV_TEXT_DELTA, content))

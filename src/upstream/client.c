@@ -662,6 +662,7 @@ int ck_model_call_start(ck_model_client *c, const ck_model_request *req, ck_mode
   }
   call->client = c;
   call->on_event = on_event;
+  call->keep_text = !req->no_done_text;
   call->on_done = on_done;
   call->ud = ud;
   call->body = ck_buf_take(&body, &call->body_len);

@@ -104,6 +104,7 @@ struct ck_model_call {
   bool got_body;   /* the attempt received a body byte */
   bool streaming;  /* 2xx with an event stream (or an unknown type): parse as SSE */
   bool json_body;  /* 2xx with application/json: a non-streamed answer */
+  bool keep_text;  /* assemble the answer text for TEXT_DONE (ck_model_request.no_done_text) */
   uint64_t t_start, t_attempt, t_last_byte; /* uv_now() milliseconds */
   long http_status;
   int64_t retry_after_ms; /* -1: none */

@@ -137,7 +137,7 @@ static int apply_event(ck_model_call *call, const char *type, const ck_json *doc
                             "too many or too large function calls");
   } else if (type_is(type, "response.output_text.delta")) {
     const ck_json *d = ck_json_object_get(doc, "delta");
-    if (ck_json_is_string(d) &&
+    if (call->keep_text && ck_json_is_string(d) &&
         ck_buf_append(&st->text, ck_json_str_value(d), ck_json_str_len(d)) != CK_OK)
       return ck__model_fail(call, CK_MODEL_ERR_PROTOCOL, CK_ETOOBIG, false, NULL,
                             "answer text too large");

@@ -171,6 +171,7 @@ int mh_call(ck_model_client *c, const char *model, const char *input, const char
   req.input = mh_json(a, input);
   req.tools = tools ? mh_json(a, tools) : NULL;
   req.tool_choice = tool_choice ? mh_json(a, tool_choice) : NULL;
+  req.no_done_text = o->no_done_text;
   ck_model_call *call = NULL;
   o->start_ns = uv_hrtime();
   int rc = ck_model_call_start(c, &req, mh_on_event, mh_on_done, o, &call);

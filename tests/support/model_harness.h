@@ -35,6 +35,7 @@ typedef struct mh_outcome {
   bool cancelled;
   uint64_t cancel_ns;
   int *done_counter; /* incremented on done (for many calls) */
+  bool no_done_text; /* set before mh_call: ck_model_request.no_done_text */
 } mh_outcome;
 
 /** The client loop (the test thread's) and the mock (on its own thread). */

@@ -109,6 +109,37 @@ static void test_responses_text(void **state) {
   mh_client_free(c);
 }
 
+/* no_done_text: the deltas are all there, but Chat Completions' TEXT_DONE (a copy the client
+ * would assemble) is empty, while the Responses API's own whole text still comes through. */
+static void test_no_done_text(void **state) {
+  reset();
+  ck_mock_model_queue(mh_mock, "{\"steps\":[{\"role\":true},{\"text\":\"Hello world\",\"chunk\":"
+                               "3},{\"finish\":\"stop\"},{\"done\":true}]}");
+  ck_model_client *c = mh_client(CK_MODEL_API_CHAT, NULL);
+  mh_outcome o;
+  mh_outcome_init(&o);
+  o.no_done_text = true;
+  assert_int_equal(mh_call(c, NULL, USER_HI, NULL, NULL, &o), CK_OK);
+  assert_int_equal(o.res.status, CK_OK);
+  assert_string_equal(o.text.data, "Hello world");
+  assert_int_equal(o.text_dones, 1);
+  assert_int_equal(o.text_done.len, 0);
+  mh_outcome_free(&o);
+  mh_client_free(c);
+
+  reset();
+  ck_mock_model_queue(mh_mock, "{\"steps\":[{\"text\":\"Hi there!\",\"chunk\":3},{\"finish\":"
+                               "\"stop\"}]}");
+  c = mh_client(CK_MODEL_API_RESPONSES, with_key);
+  mh_outcome_init(&o);
+  o.no_done_text = true;
+  assert_int_equal(mh_call(c, "gpt-test", USER_HI, NULL, NULL, &o), CK_OK);
+  assert_string_equal(o.text.data, "Hi there!");
+  assert_string_equal(o.text_done.data, "Hi there!");
+  mh_outcome_free(&o);
+  mh_client_free(c);
+}
+
 /* Parallel calls in fragments (OpenAI style), then Gemini-style calls sharing index 0. */
 static void test_chat_tool_fragments(void **state) {
   reset();
@@ -397,6 +428,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_chat_text),
       cmocka_unit_test(test_responses_text),
+      cmocka_unit_test(test_no_done_text),
       cmocka_unit_test(test_chat_tool_fragments),
       cmocka_unit_test(test_chat_tool_whole_and_reasoning),
       cmocka_unit_test(test_responses_tool_and_reasoning),
