@@ -266,6 +266,13 @@ int ck_stream_push_thread_set(ck_stream *s, const char *key, const ck_json *valu
 int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_index,
                               const char *text, size_t len);
 
+/** Ends the assistant message `item_id` that this producer streamed (thread.item.added, the
+ * content parts, text deltas, annotations): the pipeline sends content_part.done for each part
+ * and thread.item.done with the whole item from what it keeps of the message anyway (for the
+ * cancellation path), so the producer need not keep its own copy of the text. A message that
+ * is not open is left alone. Thread-safe. */
+int ck_stream_push_message_done(ck_stream *s, const char *item_id);
+
 /** Holds back the notify callback for the pushes that follow, until ck_stream_push_flush, or
  * ck_stream_push_end / ck_stream_push_fail, which end the hold. A producer with several events
  * ready at once (the first events of a message, a model read that carried several deltas)

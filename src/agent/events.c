@@ -86,7 +86,6 @@ static void open_message(ck__run *r, const char *item_id) {
                       : ck_server_generate_id(ck_stream_server(r->s), r->arena, "message", NULL);
   r->msg_created = now(r);
   r->msg_annotations = ck_json_array(r->arena);
-  ck_buf_reset(&r->msg_text);
   ck_json *item = ck_item_assistant_message(a, r->msg_id, r->thread_id, r->msg_created, NULL);
   ck__run_push(r, ck_event_item(a, "thread.item.added", item));
   ck_json *part = ck_assistant_content(a, "", 0);
@@ -98,24 +97,15 @@ void ck__run_close_message(ck__run *r) {
   if (!r->msg_open)
     return;
   r->msg_open = false;
-  ck_arena *a = r->scratch;
-  const char *text = r->msg_text.data ? r->msg_text.data : "";
-  /* content_part.done repeats the text without annotations; the done item carries them. */
-  ck_json *part = ck_assistant_content(a, text, r->msg_text.len);
-  ck__run_push(r, ck_event_item_updated(a, r->msg_id, ck_update_content_part(a, true, 0, part)));
-  ck_json *full = ck_assistant_content(a, text, r->msg_text.len);
-  set(full, "annotations", ck_json_copy(a, r->msg_annotations));
-  ck_json *content = ck_json_array(a);
-  ck_json_array_append(content, full);
-  ck_json *item = ck_item_assistant_message(a, r->msg_id, r->thread_id, r->msg_created, content);
-  ck__run_push(r, ck_event_item(a, "thread.item.done", item));
-  ck_arena_reset(a);
+  /* content_part.done and thread.item.done come from the pipeline's own record of the message
+   * (its text and annotations), so the run keeps no copy of the text. */
+  if (ck_stream_push_message_done(r->s, r->msg_id) == CK_ECANCELLED)
+    atomic_store(&r->cancelled, true);
 }
 
 static void on_text(ck__run *r, const char *text, size_t len) {
   if (!r->msg_open)
     open_message(r, NULL);
-  ck_buf_append(&r->msg_text, text, len);
   if (ck_stream_push_text_delta(r->s, r->msg_id, 0, text, len) == CK_ECANCELLED)
     atomic_store(&r->cancelled, true);
 }

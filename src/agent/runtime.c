@@ -90,7 +90,6 @@ static void run_release(ck__run *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
   release_sets(r);
-  ck_buf_free(&r->msg_text);
   ck_buf_free(&r->thought);
   ck_buf_free(&r->title);
   ck_arena_free(r->scratch);
@@ -535,7 +534,7 @@ static void start_turn(ck__run *r) {
   req.tools = tools_json(r);
   req.tool_choice = r->tool_choice;
   req.extra = def->settings;
-  req.no_done_text = true; /* the run keeps the message text itself (r->msg_text) */
+  req.no_done_text = true; /* the pipeline keeps the message text (ck_stream_push_message_done) */
   int rc = ck_model_call_start(r->ag->cfg.client, &req, ck__run_on_model_event, on_model_done, r,
                                &r->call);
   if (rc != CK_OK)
@@ -606,7 +605,6 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   r->clock_now_us = wall_us;
   r->arena = ck_arena_new(2048);
   r->scratch = ck_arena_new(1024);
-  ck_buf_init(&r->msg_text, 0);
   ck_buf_init(&r->thought, 0);
   ck_buf_init(&r->title, 4096);
   if (r->arena == NULL || r->scratch == NULL) {

@@ -40,8 +40,7 @@ typedef struct ck__run {
   /* The assistant message being streamed. */
   bool msg_open;
   const char *msg_id, *msg_created;
-  ck_buf msg_text;
-  ck_json *msg_annotations;
+  ck_json *msg_annotations; /* kept for their count: annotation_added's index */
   /* The reasoning workflow being streamed. */
   bool wf_open, thought_started;
   const char *wf_id, *wf_created;

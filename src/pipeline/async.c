@@ -166,6 +166,17 @@ int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_ind
   return enqueue(s, q);
 }
 
+int ck_stream_push_message_done(ck_stream *s, const char *item_id) {
+  size_t n = strlen(item_id);
+  ck__queued *q = calloc(1, sizeof(*q) + n + 1);
+  if (q == NULL)
+    return CK_ENOMEM;
+  q->message_done = true;
+  q->len = n;
+  memcpy(q->json, item_id, n + 1);
+  return enqueue(s, q);
+}
+
 int ck_stream_push(ck_stream *s, const ck_json *event) {
   return push_json(s, event, false);
 }
@@ -300,10 +311,13 @@ int ck_stream_drain(ck_stream *s) {
           ck_update_text_delta(s->scratch, q->content_index, q->json + q->id_len + 1, q->len);
       ev = upd ? ck_event_item_updated(s->scratch, q->json, upd) : NULL;
       rc = ev ? CK_OK : CK_ENOMEM;
+    } else if (q->message_done) {
+      rc = ck__pending_message_done(s, q->json);
+      ev = NULL; /* emitted already */
     } else {
       rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
     }
-    if (rc == CK_OK && q->set_key != NULL) {
+    if (rc == CK_OK && ev != NULL && q->set_key != NULL) {
       /* A thread change from the producer: applied here, on the pipeline's thread, and
        * announced by the check like any handler change. */
       ck_json *v = ck_json_copy(s->arena, ev);
@@ -311,10 +325,9 @@ int ck_stream_drain(ck_stream *s) {
       s->thread_dirty = true;
       if (rc == CK_OK)
         rc = ck__stream_check_thread(s);
-    } else if (rc == CK_OK && q->canonical)
-      rc = ck__stream_emit(s, ev);
-    else if (rc == CK_OK)
-      rc = ck_emit(s, ev);
+    } else if (rc == CK_OK && ev != NULL) {
+      rc = q->canonical ? ck__stream_emit(s, ev) : ck_emit(s, ev);
+    }
     queued_free(q);
     ck_arena_reset(s->scratch);
     if (rc == CK_ECANCELLED) {

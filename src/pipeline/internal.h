@@ -74,6 +74,7 @@ typedef struct ck__queued {
   /* A text delta queued without JSON: `json` holds the item id (`id_len` bytes, then NUL)
    * followed by the delta text (`len` bytes). */
   bool delta;
+  bool message_done; /* ck_stream_push_message_done: `json` is the item id */
   int content_index;
   size_t id_len;
   size_t len;
@@ -157,6 +158,12 @@ int ck__pending_update(ck_stream *s, const char *item_id, const ck_json *update)
 
 /** The pending items as they stand, as a JSON array from `a` (assistant texts materialised). */
 ck_json *ck__pending_items(ck_stream *s, ck_arena *a);
+
+/** Ends pending assistant message `item_id` from what the pipeline kept of it: a
+ * content_part.done per part (its text, no annotations, as the reference sends it) and
+ * thread.item.done with the whole item (text and annotations), through the pipeline. A message
+ * that is not pending (already done, or never added) is left alone. */
+int ck__pending_message_done(ck_stream *s, const char *item_id);
 
 /** Runs the cancellation routine (the handler's or the default); returns CK_ECANCELLED. */
 int ck__run_cancel(ck_stream *s);

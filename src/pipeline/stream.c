@@ -482,6 +482,36 @@ static ck_json *materialize(ck_stream *s, ck_arena *a, const ck__pending *p) {
   return item;
 }
 
+int ck__pending_message_done(ck_stream *s, const char *item_id) {
+  ck__pending *p = pending_find(s, item_id);
+  if (p == NULL || !is_assistant(p->item))
+    return CK_OK;
+  /* Its own arena: every emit empties the scratch arena, and the done item must outlive the
+   * part.done emits. It is built first because those replace the parts' annotations with
+   * their own empty lists. */
+  size_t text = 0;
+  for (size_t i = 0; i < p->nparts; i++)
+    text += p->parts[i].text.len;
+  ck_arena *a = ck_arena_new(2048 + 2 * text);
+  ck_json *item = a ? materialize(s, a, p) : NULL;
+  int rc = item ? CK_OK : CK_ENOMEM;
+  const char *id = ck_json_object_get_str(item, "id");
+  const ck_json *content = ck_json_object_get(item, "content");
+  for (size_t i = 0; rc == CK_OK && i < ck_json_array_size(content); i++) {
+    const ck_json *t = ck_json_object_get(ck_json_array_get(content, i), "text");
+    ck_json *c = ck_assistant_content(a, ck_json_str_value(t), ck_json_str_len(t));
+    ck_json *upd = c ? ck_update_content_part(a, true, (int)i, c) : NULL;
+    ck_json *ev = upd ? ck_event_item_updated(a, id, upd) : NULL;
+    rc = ev ? ck__stream_emit(s, ev) : CK_ENOMEM;
+  }
+  if (rc == CK_OK) {
+    ck_json *ev = ck_event_item(a, "thread.item.done", item);
+    rc = ev ? ck__stream_emit(s, ev) : CK_ENOMEM;
+  }
+  ck_arena_free(a);
+  return rc;
+}
+
 ck_json *ck__pending_items(ck_stream *s, ck_arena *a) {
   ck_json *arr = ck_json_array(a);
   if (arr == NULL)

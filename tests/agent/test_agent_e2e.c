@@ -271,6 +271,58 @@ static void test_text_and_title(void **state) {
   free(body);
 }
 
+/* A model annotation becomes a ChatKit source: annotation_added while the message streams,
+ * content_part.done with the bare text, and the done item (sent and stored) with the
+ * annotation, all from the pipeline's record of the message. */
+static void test_annotation_in_done_item(void **state) {
+  ck_mock_model_queue(
+      fx.mock, "{\"steps\":[{\"text\":\"See docs.\",\"chunk\":4,\"id\":\"msg_ann\","
+               "\"annotations\":[{\"type\":\"url_citation\",\"url\":\"https://x.example\","
+               "\"start_index\":4,\"end_index\":8,\"title\":\"Docs\"}]},{\"finish\":\"stop\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Docs\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Cite something"));
+  assert_non_null(events);
+  char types[2048];
+  hc_event_types(events, types, sizeof(types));
+  assert_non_null(strstr(types, "assistant_message.content_part.annotation_added"));
+  const char *want_ann = "[{\"type\":\"annotation\",\"source\":{\"title\":\"Docs\",\"type\":"
+                         "\"url\",\"url\":\"https://x.example\"},\"index\":8}]";
+  /* content_part.done: the text, no annotations. */
+  bool part_done = false;
+  for (size_t i = 0; i < ck_json_array_size(events); i++) {
+    const ck_json *upd = ck_json_object_get(ck_json_array_get(events, i), "update");
+    const char *t = ck_json_object_get_str(upd, "type");
+    if (t == NULL || strcmp(t, "assistant_message.content_part.done") != 0)
+      continue;
+    const ck_json *c = ck_json_object_get(upd, "content");
+    assert_string_equal(ck_json_object_get_str(c, "text"), "See docs.");
+    assert_int_equal(ck_json_array_size(ck_json_object_get(c, "annotations")), 0);
+    part_done = true;
+  }
+  assert_true(part_done);
+  ck_json *done = hc_find_type(events, "thread.item.done", 2);
+  const ck_json *item = ck_json_object_get(done, "item");
+  assert_string_equal(ck_json_object_get_str(item, "id"), "msg_ann");
+  const ck_json *c0 = ck_json_array_get(ck_json_object_get(item, "content"), 0);
+  assert_string_equal(ck_json_object_get_str(c0, "text"), "See docs.");
+  assert_string_equal(ck_json_dumps(fx.a, ck_json_object_get(c0, "annotations"), NULL), want_ann);
+  /* The stored item is the same. */
+  const char *tid = thread_of(events);
+  hc_response r;
+  const char *body =
+      ck_arena_printf(fx.a, "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"%s\"}}", tid);
+  assert_int_equal(hc_chatkit(fx.port, body, &r), 0);
+  ck_json *page = hc_json(fx.a, r.body, r.body_len);
+  hc_response_free(&r);
+  const ck_json *data = ck_json_object_get(page, "data");
+  const ck_json *stored = NULL;
+  for (size_t i = 0; i < ck_json_array_size(data); i++)
+    if (strcmp(ck_json_object_get_str(ck_json_array_get(data, i), "id"), "msg_ann") == 0)
+      stored = ck_json_array_get(data, i);
+  assert_non_null(stored);
+  assert_true(ck_json_equal(stored, item));
+}
+
 static void test_tool_round_trip(void **state) {
   ck_mock_model_queue(fx.mock,
                       "{\"steps\":[{\"tool_call\":{\"id\":\"call_w\",\"item_id\":\"fc_w\",\"name\":"
@@ -526,6 +578,7 @@ static void test_reasoning_workflow(void **state) {
 int main(void) {
   const struct CMUnitTest responses[] = {
       cmocka_unit_test_setup_teardown(test_text_and_title, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_annotation_in_done_item, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_client_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_handoff, setup_responses, teardown),

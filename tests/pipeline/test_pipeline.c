@@ -485,6 +485,58 @@ static void test_push_hold(void **state) {
   free_scenario(sc);
 }
 
+/* ck_stream_push_message_done: the pipeline ends a streamed message from its own record of it,
+ * the text with content_part.done and text and annotations with the done item (sent and
+ * stored); a second call, for a message no longer open, does nothing. */
+static void test_push_message_done(void **state) {
+  scenario *sc = new_scenario(M_ASYNC);
+  hx *h = setup(sc);
+  ck_arena *a = ck_arena_new(2048);
+  ck_stream *s = NULL;
+  assert_int_equal(hx_open_stream(h, NULL, CREATE, &s), CK_OK);
+  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  ck_json *item = ck_item_assistant_message(a, "msg_0002", "thr_0001", "2025-01-01T00:00:02", NULL);
+  assert_int_equal(ck_stream_push_canonical(s, ck_event_item(a, "thread.item.added", item)), CK_OK);
+  ck_json *part = ck_assistant_content(a, "", 0);
+  assert_int_equal(
+      ck_stream_push_canonical(
+          s, ck_event_item_updated(a, "msg_0002", ck_update_content_part(a, false, 0, part))),
+      CK_OK);
+  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "Hel", 3), CK_OK);
+  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "lo", 2), CK_OK);
+  ck_json *upd = NULL;
+  const char *ann = "{\"type\":\"assistant_message.content_part.annotation_added\","
+                    "\"content_index\":0,\"annotation_index\":0,\"annotation\":{\"type\":"
+                    "\"annotation\",\"source\":{\"title\":\"T\",\"type\":\"url\",\"url\":"
+                    "\"https://x\"},\"index\":5}}";
+  assert_int_equal(ck_json_parse(a, ann, strlen(ann), 0, &upd, NULL), CK_OK);
+  assert_int_equal(ck_stream_push(s, ck_event_item_updated(a, "msg_0002", upd)), CK_OK);
+  assert_int_equal(ck_stream_push_message_done(s, "msg_0002"), CK_OK);
+  assert_int_equal(ck_stream_push_message_done(s, "msg_0002"), CK_OK); /* not open any more */
+  assert_int_equal(ck_stream_push_end(s), CK_OK);
+  assert_int_equal(ck_stream_drain(s), CK_OK);
+  ck_stream_free(s);
+#define ANN_ASSISTANT                                                                              \
+  "{\"id\":\"msg_0002\",\"thread_id\":\"thr_0001\",\"created_at\":\"2025-01-01T00:00:02\","        \
+  "\"type\":\"assistant_message\",\"content\":[{\"annotations\":[{\"type\":\"annotation\","        \
+  "\"source\":{\"title\":\"T\",\"type\":\"url\",\"url\":\"https://x\"},\"index\":5}],\"text\":"    \
+  "\"Hello\",\"type\":\"output_text\"}]}"
+  assert_true(h->nframes >= 2);
+  assert_string_equal(h->frames[h->nframes - 2], PART("done", "Hello"));
+  assert_string_equal(h->frames[h->nframes - 1],
+                      "{\"type\":\"thread.item.done\",\"item\":" ANN_ASSISTANT "}");
+  size_t dones = 0;
+  for (size_t i = 0; i < h->nframes; i++)
+    dones += strstr(h->frames[i], "\"thread.item.done\",\"item\":{\"id\":\"msg_0002\"") != NULL;
+  assert_int_equal(dones, 1);
+  const char *const stored[] = {USER1_ITEM, ANN_ASSISTANT};
+  expect_stored(h, "thr_0001", stored, 2);
+#undef ANN_ASSISTANT
+  ck_arena_free(a);
+  teardown(h);
+  free_scenario(sc);
+}
+
 /* The default ids: prefix, '_' and 8 lowercase hex digits, drawn from a buffer of random bytes
  * that is refilled every 64 ids. Across 1,000 ids (many refills) no id repeats its neighbour
  * or the id one buffer earlier, which a position that does not advance or a buffer that is not
@@ -640,6 +692,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_skips_blank_message),
       cmocka_unit_test(test_push_hold),
       cmocka_unit_test(test_default_ids),
+      cmocka_unit_test(test_push_message_done),
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_default_action_handler),
       cmocka_unit_test(test_user_isolation),
