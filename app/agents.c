@@ -24,6 +24,7 @@ struct app_agents {
     const char *name;    /* the config entry's name */
     size_t first, count; /* its tools in `tools` (for an MCP server: as listed at start-up) */
     ck_mcp *mcp;         /* an MCP server's entry: its client */
+    bool dry_mcp;        /* an MCP server's entry when only checking (no client) */
   } * groups;
   size_t ngroups;
   ck_mcp *mcp[32]; /* connected MCP servers, closed at the end */
@@ -31,6 +32,7 @@ struct app_agents {
   char **header_lines;
   const char **allowed;
   size_t nallowed;
+  bool dry; /* app_agents_check: validate only, start and contact nothing */
 };
 
 bool app_model_configured(const app_config *cfg) {
@@ -176,6 +178,19 @@ static int mcp_entry(app_agents *ag, const app_config *cfg, const ck_json *t, co
     return 2;
   if ((command == NULL) == (url == NULL))
     return invalid(cfg, t, where, "an mcp tool needs exactly one of command (a list) or url");
+  if (ag->dry) {
+    /* The list parts are still checked; the server is neither started nor asked. */
+    if (ag->nmcp == sizeof(ag->mcp) / sizeof(ag->mcp[0]))
+      return invalid(cfg, t, where, "too many MCP servers (at most 32)");
+    ag->mcp[ag->nmcp++] = NULL; /* counted; closing NULL is a no-op */
+    const char **list = NULL;
+    size_t nl = 0;
+    if (url != NULL)
+      return header_lines(ag, cfg, ck_json_object_get(t, "headers"), where, &list, &nl);
+    if (str_list(ag, cfg, command, where, &list, &nl) || nl == 0)
+      return nl == 0 ? invalid(cfg, command, where, "command must name a program") : 2;
+    return header_lines(ag, cfg, ck_json_object_get(t, "env"), where, &list, &nl);
+  }
   char err[512] = "";
   ck_mcp *m = NULL;
   int rc;
@@ -290,6 +305,7 @@ static int build_tools(app_agents *ag, const app_config *cfg, const ck_json *too
     } else if (type != NULL && strcmp(type, "mcp") == 0) {
       if (mcp_entry(ag, cfg, t, where, name))
         return 2;
+      ag->groups[ag->ngroups].dry_mcp = ag->dry;
     } else {
       return invalid(cfg, t, where,
                      "type must be client, http or mcp (C tools are defined with the library)");
@@ -349,6 +365,12 @@ static int agent_tools(app_agents *ag, const app_config *cfg, const ck_json *at,
         if (o->ntools < ag->ntools)
           o->tools[o->ntools++] = ag->tools[i];
       }
+    /* Checking without the servers, a server's tool cannot be known: its prefix must be. */
+    for (size_t g = 0; ag->dry && g < ag->ngroups && !found; g++) {
+      size_t n = strlen(ag->groups[g].name);
+      found = ag->groups[g].dry_mcp && strncmp(names[k], ag->groups[g].name, n) == 0 &&
+              strncmp(names[k] + n, "__", 2) == 0;
+    }
     if (!found)
       return invalid(cfg, at, where, "unknown tool \"%s\"", names[k]);
   }
@@ -437,8 +459,8 @@ static int build_agents(app_agents *ag, const app_config *cfg, const ck_json *ag
   return 0;
 }
 
-int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
-                     ck_metrics *metrics, app_agents **out) {
+static int build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
+                 ck_metrics *metrics, bool dry, app_agents **out) {
   static const char *const model_keys[] = {"name",
                                            "base_url",
                                            "api_key_env",
@@ -456,6 +478,7 @@ int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck
     free(ag);
     return 2;
   }
+  ag->dry = dry;
   int rc = 0;
   const ck_json *root = app_yaml_root(cfg->yaml);
   const ck_json *provider = ck_json_object_get(root, "model");
@@ -564,6 +587,17 @@ int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck
                      &ag->nallowed)) != 0)
     goto done;
 
+  if (dry) {
+    /* What ck_agents_new would refuse, said the same way. */
+    bool known = dflt == NULL;
+    for (size_t i = 0; i < ag->ndefs && !known; i++)
+      known = strcmp(ag->defs[i].name, dflt) == 0;
+    if (!known) {
+      fprintf(stderr, "chatkit-server: invalid agent setup (unknown default_agent?)\n");
+      rc = 2;
+    }
+    goto done;
+  }
   int err = 0;
   ag->client = ck_model_client_new(loop, &mc, &err);
   if (ag->client == NULL) {
@@ -593,6 +627,18 @@ done:
   }
   *out = ag;
   return 0;
+}
+
+int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
+                     ck_metrics *metrics, app_agents **out) {
+  return build(cfg, loop, svc, log, metrics, false, out);
+}
+
+int app_agents_check(const app_config *cfg) {
+  app_agents *ag = NULL;
+  int rc = build(cfg, NULL, NULL, NULL, NULL, true, &ag);
+  app_agents_free(ag);
+  return rc;
 }
 
 ck_handlers app_agents_handlers(app_agents *ag) {

@@ -22,6 +22,12 @@ bool app_model_configured(const app_config *cfg);
 int app_agents_build(const app_config *cfg, uv_loop_t *loop, ck_service *svc, ck_log *log,
                      ck_metrics *metrics, app_agents **out);
 
+/** Checks the model, tools and agents sections as app_agents_build would, with no side
+ * effects: no MCP server is started or contacted (a "server__tool" name is accepted for any
+ * configured server) and no model client is made. For the config fuzz harness. Returns 0, or 2
+ * after printing the same message app_agents_build would. */
+int app_agents_check(const app_config *cfg);
+
 /** The handlers that answer with the agents. */
 ck_handlers app_agents_handlers(app_agents *ag);
 

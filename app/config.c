@@ -63,6 +63,9 @@ static const char usage[] =
     "                       (default 10000)\n"
     "  --max-stream-seconds N  a longer stream is cancelled, 0 for no limit\n"
     "                       [CHATKIT_MAX_STREAM_SECONDS] (default 1800)\n"
+    "  --check              check the settings and the config file (model, tools and agents\n"
+    "                       included; no MCP server is started) and exit: 0 when valid,\n"
+    "                       2 with a message naming the problem otherwise\n"
     "  --help, --version\n"
     "\n"
     "A .env file in the working directory is read first (it never overrides the environment).\n"
@@ -410,6 +413,8 @@ int app_config_load(app_config *cfg, int argc, char **argv) {
       printf("chatkit-server %s\n", CK_VERSION);
       return 1;
     }
+    if (strcmp(argv[i], "--check") == 0)
+      cfg->check = true;
     if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
       config = argv[i + 1];
     else if (strncmp(argv[i], "--config=", 9) == 0)
@@ -434,6 +439,8 @@ int app_config_load(app_config *cfg, int argc, char **argv) {
     return rc;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
+    if (strcmp(arg, "--check") == 0)
+      continue; /* the one option without a value, taken above */
     if (strncmp(arg, "--", 2) != 0) {
       fprintf(stderr, "chatkit-server: unexpected argument \"%s\" (see --help)\n", arg);
       return 2;

@@ -39,6 +39,7 @@ typedef struct app_config {
   int max_streams_per_user; /* 0: no limit */
   int max_streams;          /* 0: no limit */
   int max_stream_seconds;   /* 0: no limit */
+  bool check;               /* --check: validate everything, start nothing, exit */
 } app_config;
 
 /** Frees what app_config_load allocated. */

@@ -128,6 +128,13 @@ int main(int argc, char **argv) {
   }
   if ((exit_code = parse_log_settings(&cfg, &level, &format)) != 0)
     goto done;
+  if (cfg.check) {
+    /* Everything app_agents_build would refuse, without starting or contacting anything. */
+    exit_code = app_model_configured(&cfg) ? app_agents_check(&cfg) : 0;
+    if (exit_code == 0)
+      printf("configuration ok\n");
+    goto done;
+  }
   signal(SIGPIPE, SIG_IGN);
   long fd_limit = prepare_descriptors();
   a.log = ck_log_new(stderr, level, format);

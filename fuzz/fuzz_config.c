@@ -2,11 +2,14 @@
  * with line numbers (app/yaml.c), then the settings sections read from that tree
  * (app/config.c). The input is written to a file in /dev/shm (or TMPDIR) because the loader
  * takes a path, as the binary does. It must never crash, leak or hang; a bad file is answered
- * with exit code 2 and a message, never anything else. The agents, tools and model sections
- * are not built here: building them may start MCP server processes named by the file. Build
- * with -DCK_FUZZ=ON (clang); run with -close_fd_mask=2 to silence the loader's messages. */
+ * with exit code 2 and a message, never anything else. The model, tools and agents sections
+ * are then checked with app_agents_check, which validates them as the binary does but starts
+ * and contacts nothing (building them for real may start MCP server processes named by the
+ * file). Build with -DCK_FUZZ=ON (clang); run with -close_fd_mask=2 to silence the loader's
+ * messages. */
 /* By relative path: app/ is not an include directory, since app/yaml.h would shadow libyaml's
  * <yaml.h>. */
+#include "../app/agents.h"
 #include "../app/config.h"
 
 #include <stdint.h>
@@ -44,6 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = app_config_load(&cfg, 3, argv);
   if (rc != 0 && rc != 2)
     abort(); /* 1 means --help/--version, which a file cannot ask for */
+  if (rc == 0 && app_model_configured(&cfg)) {
+    rc = app_agents_check(&cfg);
+    if (rc != 0 && rc != 2)
+      abort();
+  }
   app_config_free(&cfg);
   unlink(path);
   return 0;

@@ -312,6 +312,54 @@ static void test_config_file(void **state) {
   assert_bad(missing, NULL, "missing.yaml", NULL);
 }
 
+/* --check validates the whole file, agents and tools included, and starts nothing: an MCP
+ * server whose program does not exist passes the check (it would fail the real start), while
+ * an agent naming an unknown tool or agent fails it with the line. */
+static void test_check(void **state) {
+  (void)state;
+  assert_int_equal(ck_write_file(dir, "agents.yaml",
+                                 "model: {name: m, base_url: \"http://127.0.0.1:9/v1\"}\n"
+                                 "tools:\n"
+                                 "  - name: units\n"
+                                 "    type: mcp\n"
+                                 "    command: [/nonexistent/mcp-units]\n"
+                                 "  - name: where\n"
+                                 "    type: client\n"
+                                 "agents:\n"
+                                 "  - name: A\n"
+                                 "    tools: [units, units__convert, where]\n"
+                                 "    handoffs: [B]\n"
+                                 "  - name: B\n"
+                                 "default_agent: A\n"),
+                   0);
+  const char *ok[] = {"--config", "agents.yaml", "--check", NULL};
+  assert_string_equal(run_exit(ok, NULL, 0), "configuration ok\n");
+  ck_proc_kill(&proc);
+  /* The same file for real: the MCP server cannot start. */
+  const char *real[] = {"--config", "agents.yaml", "--port", "0", NULL};
+  assert_bad(real, NULL, "cannot start MCP server", "units");
+
+  assert_int_equal(ck_write_file(dir, "agents-bad.yaml",
+                                 "model: {name: m, base_url: \"http://127.0.0.1:9/v1\"}\n"
+                                 "agents:\n"
+                                 "  - name: A\n"
+                                 "    tools: [nope]\n"),
+                   0);
+  const char *bad[] = {"--check", "--config", "agents-bad.yaml", NULL};
+  assert_bad(bad, NULL, "agents-bad.yaml:4", "unknown tool \"nope\"");
+  assert_int_equal(ck_write_file(dir, "agents-bad2.yaml",
+                                 "model: {name: m, base_url: \"http://127.0.0.1:9/v1\"}\n"
+                                 "agents:\n"
+                                 "  - name: A\n"
+                                 "default_agent: Z\n"),
+                   0);
+  const char *bad2[] = {"--check", "--config", "agents-bad2.yaml", NULL};
+  assert_bad(bad2, NULL, "default_agent", NULL);
+  /* Settings are checked too. */
+  const char *bad3[] = {"--check", "--port", "99999", NULL};
+  assert_bad(bad3, NULL, "99999", NULL);
+}
+
 static void test_sqlite_dir_and_persistence(void **state) {
   (void)state;
   char store[400], db_dir[320];
@@ -355,13 +403,10 @@ static void test_sqlite_dir_and_persistence(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_help_version),
-      cmocka_unit_test(test_bad_values),
-      cmocka_unit_test(test_port_env),
-      cmocka_unit_test(test_dotenv),
-      cmocka_unit_test(test_raises_fd_limit),
-      cmocka_unit_test(test_config_file),
-      cmocka_unit_test(test_sqlite_dir_and_persistence),
+      cmocka_unit_test(test_help_version),    cmocka_unit_test(test_bad_values),
+      cmocka_unit_test(test_port_env),        cmocka_unit_test(test_dotenv),
+      cmocka_unit_test(test_raises_fd_limit), cmocka_unit_test(test_check),
+      cmocka_unit_test(test_config_file),     cmocka_unit_test(test_sqlite_dir_and_persistence),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
