@@ -306,11 +306,10 @@ int ck_stream_drain(ck_stream *s) {
     ck_json *ev = NULL;
     int rc = CK_OK;
     if (q->delta) {
-      /* Built straight from the builders: no JSON text to parse for the most common event. */
-      ck_json *upd =
-          ck_update_text_delta(s->scratch, q->content_index, q->json + q->id_len + 1, q->len);
-      ev = upd ? ck_event_item_updated(s->scratch, q->json, upd) : NULL;
-      rc = ev ? CK_OK : CK_ENOMEM;
+      /* The most common event: written straight into its frame, no JSON tree at all. */
+      rc =
+          ck__stream_emit_text_delta(s, q->json, q->content_index, q->json + q->id_len + 1, q->len);
+      ev = NULL; /* emitted already */
     } else if (q->message_done) {
       rc = ck__pending_message_done(s, q->json);
       ev = NULL; /* emitted already */

@@ -45,12 +45,7 @@ int ck_assistant_delta(ck_assistant *m, const char *text, size_t len) {
   if (m->ended)
     return CK_ESTATE;
   int rc = ck_buf_append(&m->text, text, len);
-  if (rc != CK_OK)
-    return rc;
-  ck_arena *a = m->s->scratch;
-  ck_json *upd = ck_update_text_delta(a, 0, text, len);
-  ck_json *ev = upd ? ck_event_item_updated(a, m->id, upd) : NULL;
-  return ev ? ck__stream_emit(m->s, ev) : CK_ENOMEM;
+  return rc == CK_OK ? ck__stream_emit_text_delta(m->s, m->id, 0, text, len) : rc;
 }
 
 const char *ck_assistant_text(const ck_assistant *m, size_t *len) {

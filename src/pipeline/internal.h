@@ -135,6 +135,11 @@ ck_error_info *ck__stream_err(ck_stream *s);
 /** Emits a canonical event through the pipeline (persist, track, send, check the thread). */
 int ck__stream_emit(ck_stream *s, ck_json *event);
 
+/** Emits a text delta of assistant message `item_id` through the pipeline, as ck__stream_emit
+ * would the equivalent event, without building it as a JSON tree. `text` is valid UTF-8. */
+int ck__stream_emit_text_delta(ck_stream *s, const char *item_id, int content_index,
+                               const char *text, size_t len);
+
 /** Sends a canonical event without pipeline bookkeeping (prefix events and stream_options). */
 int ck__stream_send(ck_stream *s, const ck_json *event);
 

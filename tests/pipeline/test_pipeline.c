@@ -32,6 +32,7 @@ typedef enum mode {
   M_FAIL_PLAIN,  /* returns CK_EHANDLER without saying how to report it */
   M_TITLE_FAIL,  /* sets the title, then fails */
   M_ASYNC,       /* returns CK_PENDING; the test pushes the events */
+  M_HELPERS,     /* the deltas of `sc` through ck_assistant_begin/delta/end */
 } mode;
 
 typedef struct scenario {
@@ -168,6 +169,13 @@ static int respond(void *ud, ck_stream *s, const ck_json *user_message) {
     return ck_stream_fail_custom(s, "bad", false);
   case M_ASYNC:
     return CK_PENDING;
+  case M_HELPERS: {
+    ck_assistant *m = NULL;
+    rc = note(sc, ck_assistant_begin(s, NULL, &m));
+    for (size_t i = 0; rc == CK_OK && i < sc->ndeltas; i++)
+      rc = note(sc, ck_assistant_delta(m, sc->deltas[i], strlen(sc->deltas[i])));
+    return rc == CK_OK ? note(sc, ck_assistant_end(m)) : rc;
+  }
   }
   return CK_OK;
 }
@@ -254,8 +262,10 @@ static void expect_stored(hx *h, const char *tid, const char *const *want, size_
 
 /* ---- Tests ---- */
 
-static void test_stream_text(void **state) {
-  scenario *sc = new_scenario(M_TEXT);
+/* The same answer through events the handler builds (M_TEXT) or through the assistant
+ * helpers (M_HELPERS, whose deltas are written without a JSON tree): the same bytes. */
+static void check_stream_text(mode m) {
+  scenario *sc = new_scenario(m);
   static const char *const deltas[] = {"H\xC3\xA9llo", " \"x\"", " \n"};
   sc->deltas = deltas;
   sc->ndeltas = 3;
@@ -279,6 +289,14 @@ static void test_stream_text(void **state) {
   expect_stored(h, "thr_0001", stored, 2);
   teardown(h);
   free_scenario(sc);
+}
+
+static void test_stream_text(void **state) {
+  check_stream_text(M_TEXT);
+}
+
+static void test_stream_text_helpers(void **state) {
+  check_stream_text(M_HELPERS);
 }
 
 /* protocol.md §6.2: a done item is persisted before it is sent; when that fails, nothing is
@@ -502,8 +520,8 @@ static void test_push_message_done(void **state) {
       ck_stream_push_canonical(
           s, ck_event_item_updated(a, "msg_0002", ck_update_content_part(a, false, 0, part))),
       CK_OK);
-  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "Hel", 3), CK_OK);
-  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "lo", 2), CK_OK);
+  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "H\"\n", 3), CK_OK);
+  assert_int_equal(ck_stream_push_text_delta(s, "msg_0002", 0, "\xC3\xA9", 2), CK_OK);
   ck_json *upd = NULL;
   const char *ann = "{\"type\":\"assistant_message.content_part.annotation_added\","
                     "\"content_index\":0,\"annotation_index\":0,\"annotation\":{\"type\":"
@@ -520,9 +538,12 @@ static void test_push_message_done(void **state) {
   "{\"id\":\"msg_0002\",\"thread_id\":\"thr_0001\",\"created_at\":\"2025-01-01T00:00:02\","        \
   "\"type\":\"assistant_message\",\"content\":[{\"annotations\":[{\"type\":\"annotation\","        \
   "\"source\":{\"title\":\"T\",\"type\":\"url\",\"url\":\"https://x\"},\"index\":5}],\"text\":"    \
-  "\"Hello\",\"type\":\"output_text\"}]}"
+  "\"H\\\"\\n\xC3\xA9\",\"type\":\"output_text\"}]}"
   assert_true(h->nframes >= 2);
-  assert_string_equal(h->frames[h->nframes - 2], PART("done", "Hello"));
+  /* The deltas, written without a JSON tree, are the bytes the tree would give. */
+  assert_true(hx_find(h, DELTA("H\\\"\\n")) >= 0);
+  assert_true(hx_find(h, DELTA("\xC3\xA9")) >= 0);
+  assert_string_equal(h->frames[h->nframes - 2], PART("done", "H\\\"\\n\xC3\xA9"));
   assert_string_equal(h->frames[h->nframes - 1],
                       "{\"type\":\"thread.item.done\",\"item\":" ANN_ASSISTANT "}");
   size_t dones = 0;
@@ -683,6 +704,7 @@ static void test_user_isolation(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stream_text),
+      cmocka_unit_test(test_stream_text_helpers),
       cmocka_unit_test(test_persist_before_emit),
       cmocka_unit_test(test_thread_updated_after_next_event),
       cmocka_unit_test(test_hidden_done_swallowed),
