@@ -43,7 +43,8 @@ ck_agents *ck_agents_new(const ck_agents_config *cfg) {
       if (find_agent(ag, ag->agents[i].handoffs[k]) == SIZE_MAX)
         goto fail;
   ag->sources = calloc(ag->nagents, sizeof(*ag->sources));
-  if (ag->sources == NULL)
+  ag->scratch = ck_arena_new(1024);
+  if (ag->sources == NULL || ag->scratch == NULL)
     goto fail;
   for (size_t i = 0; i < ag->nagents; i++)
     if (ck__sources_new(&ag->agents[i], &ag->sources[i]) != CK_OK)
@@ -60,6 +61,7 @@ void ck_agents_free(ck_agents *ag) {
   for (size_t i = 0; ag->sources != NULL && i < ag->nagents; i++)
     ck__sources_free(ag->sources[i], ag->agents[i].nmcp);
   free(ag->sources);
+  ck_arena_free(ag->scratch);
   free(ag->agents);
   free(ag);
 }
@@ -92,7 +94,6 @@ static void run_release(ck__run *r) {
   release_sets(r);
   ck_buf_free(&r->thought);
   ck_buf_free(&r->title);
-  ck_arena_free(r->scratch);
   ck_arena_free(r->arena);
   free(r);
 }
@@ -604,10 +605,13 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   r->agent = ag->default_agent;
   r->clock_now_us = wall_us;
   r->arena = ck_arena_new(2048);
-  r->scratch = ck_arena_new(1024);
+  r->scratch = ag->scratch; /* loop thread only; this function may run on a worker */
   ck_buf_init(&r->thought, 0);
   ck_buf_init(&r->title, 4096);
-  if (r->arena == NULL || r->scratch == NULL) {
+  /* The history's own scratch: this may be a worker thread, where the shared one is off limits. */
+  ck_arena *hist = ck_arena_new(4096);
+  if (r->arena == NULL || hist == NULL) {
+    ck_arena_free(hist);
     run_release(r);
     return CK_ENOMEM;
   }
@@ -621,18 +625,18 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   ck_store *st = ck_server_store(ck_stream_server(s));
   ck_page page = {0};
   int limit = ag->cfg.history_items > 0 ? ag->cfg.history_items : 100;
-  int rc = st->vt->load_thread_items(st, r->scratch, r->thread_id, NULL, limit, CK_ORDER_DESC,
+  int rc = st->vt->load_thread_items(st, hist, r->thread_id, NULL, limit, CK_ORDER_DESC,
                                      ck_stream_ctx(s), &page);
-  ck_json *items = ck_json_array(r->scratch);
+  ck_json *items = ck_json_array(hist);
   for (size_t i = ck_json_array_size(page.data); rc == CK_OK && i > 0; i--)
     rc = ck_json_array_append(items, ck_json_array_get(page.data, i - 1));
   ck_json *input = NULL;
   if (rc == CK_OK)
-    rc = ck_thread_to_model_input(r->scratch, items, &ag->cfg.hooks,
+    rc = ck_thread_to_model_input(hist, items, &ag->cfg.hooks,
                                   ag->cfg.history_chars ? ag->cfg.history_chars : 200000, &input);
   if (rc == CK_OK && input != NULL && (r->input = ck_json_copy(r->arena, input)) == NULL)
     rc = CK_ENOMEM;
-  ck_arena_reset(r->scratch);
+  ck_arena_free(hist);
   if (rc != CK_OK) {
     run_release(r);
     return rc;

@@ -17,6 +17,9 @@ struct ck_agents {
   size_t nagents;
   size_t default_agent;
   struct ck__source ***sources; /* per agent: its MCP servers' current tool sets (toolsets.h) */
+  /* Events are built here one at a time on the loop thread, for every run (ck__run.scratch):
+   * each use empties it, so the runs need not hold 1 KiB each. */
+  ck_arena *scratch;
 };
 
 /* One respond call, from the history load to the end of the answer. The loop thread owns it;
@@ -25,7 +28,7 @@ typedef struct ck__run {
   ck_agents *ag;
   ck_stream *s;
   ck_arena *arena;   /* lives for the run: input items, ids, tool call records */
-  ck_arena *scratch; /* emptied after each pushed event */
+  ck_arena *scratch; /* the runtime's (loop thread only), emptied after each pushed event */
   atomic_int refs;   /* the flow's own reference plus queued cancel messages */
   atomic_bool cancelled;
   bool ended; /* push_end/push_fail was called: the stream may be gone */
