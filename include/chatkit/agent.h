@@ -85,6 +85,15 @@ const ck_ctx *ck_tool_request_ctx(ck_tool_ctx *t);
 /** Streams an event to the client while the tool runs (a progress update, a widget item...):
  * any reference-compatible event JSON. Thread-safe. */
 int ck_tool_emit(ck_tool_ctx *t, const ck_json *event);
+/** Asks the browser to run client tool `name` with `arguments` (a JSON object; NULL: {}) once
+ * this tool has answered, as the reference's context.client_tool_call: the turn then ends with
+ * a pending client_tool_call item carrying this call's call_id, `name` and `arguments`, and
+ * threads.add_client_tool_output resumes the agent, whose model then sees the browser's output
+ * as the answer to this call. This tool's own answer is not sent to the model. One per turn:
+ * with several, the first tool in call order wins; a second request from the same tool
+ * replaces its first. Returns CK_OK, CK_EINVAL or CK_ENOMEM. */
+int ck_tool_client_call(ck_tool_ctx *t, const char *name, const ck_json *arguments);
+
 /** Streams a finished widget (one thread.item.done with a new widget item). */
 int ck_tool_widget(ck_tool_ctx *t, const ck_json *widget, const char *copy_text);
 

@@ -267,6 +267,8 @@ struct ck_tool_ctx {
   const char *arguments;
   char *answer; /* heap */
   bool failed;  /* the answer is ck_tool_error's (for the tool-call metrics) */
+  /* ck_tool_client_call: the client tool to run after this one (heap), or NULL. */
+  char *client_name, *client_args;
 };
 
 static int answer(ck_tool_ctx *t, const char *text, size_t len) {
@@ -274,6 +276,24 @@ static int answer(ck_tool_ctx *t, const char *text, size_t len) {
     return CK_ESTATE;
   t->answer = strndup(text, len);
   return t->answer ? CK_OK : CK_ENOMEM;
+}
+
+int ck_tool_client_call(ck_tool_ctx *t, const char *name, const ck_json *arguments) {
+  if (t == NULL || name == NULL || name[0] == '\0' ||
+      (arguments != NULL && !ck_json_is_object(arguments)))
+    return CK_EINVAL;
+  char *args = arguments ? ck_json_dumps(t->arena, arguments, NULL) : "{}";
+  char *n = strdup(name), *a = args ? strdup(args) : NULL;
+  if (n == NULL || a == NULL) {
+    free(n);
+    free(a);
+    return CK_ENOMEM;
+  }
+  free(t->client_name);
+  free(t->client_args);
+  t->client_name = n;
+  t->client_args = a;
+  return CK_OK;
 }
 
 int ck_tool_result(ck_tool_ctx *t, const ck_json *result) {
@@ -372,13 +392,39 @@ static ck_json *output_item(ck_arena *a, const ck_json *call, const char *output
 }
 
 /* Loop thread: every tool of the turn answered; their outputs go to the model in call order. */
+static void client_tool_call(ck__run *r, const ck_json *call);
+
+/* The client tool call a tool asked for (the first in call order), as the model's call of it:
+ * the tool's own call id and item id, the client tool's name and arguments. NULL if none. */
+static ck_json *requested_client_call(ck__run *r) {
+  for (size_t i = 0; i < r->ntools_running; i++) {
+    ck_tool_ctx *t = &r->tool_ctx[i];
+    if (t->client_name == NULL)
+      continue;
+    const ck_json *call = ck_json_array_get(r->calls, t->index);
+    ck_json *c = ck_json_object(r->arena);
+    if (ck_json_object_get(call, "id") != NULL)
+      set(c, "id", ck_json_copy(r->arena, ck_json_object_get(call, "id")));
+    set(c, "call_id", ck_json_copy(r->arena, ck_json_object_get(call, "call_id")));
+    set(c, "name", ck_json_str(r->arena, t->client_name));
+    set(c, "arguments", ck_json_str(r->arena, t->client_args));
+    return c;
+  }
+  return NULL;
+}
+
 static void tools_finished(void *ud) {
   ck__run *r = ud;
+  /* A tool that asked for a client tool ends the turn there, as the reference's agents stop
+   * at such a tool: the browser's output answers that call when the conversation resumes. */
+  ck_json *client = atomic_load(&r->cancelled) ? NULL : requested_client_call(r);
   for (size_t i = 0; i < r->ntools_running; i++) {
     ck_tool_ctx *t = &r->tool_ctx[i];
     ck_json *out = output_item(r->arena, ck_json_array_get(r->calls, t->index), t->answer);
     ck_json_array_append(r->input, out);
     free(t->answer);
+    free(t->client_name);
+    free(t->client_args);
     ck_arena_free(t->arena);
   }
   free(r->tool_ctx);
@@ -386,6 +432,12 @@ static void tools_finished(void *ud) {
   r->ntools_running = 0;
   if (atomic_load(&r->cancelled)) {
     finish(r, false, NULL, NULL, 0);
+    return;
+  }
+  if (client != NULL) {
+    ck_metrics_tool_call(r->ag->cfg.metrics, "client");
+    client_tool_call(r, client);
+    end_of_answer(r);
     return;
   }
   start_turn(r);

@@ -55,17 +55,28 @@ static int get_weather(void *ud, ck_tool_ctx *t, const ck_json *args) {
   return ck_tool_result(t, out);
 }
 
+/* A C tool that asks the browser for the location (ck_tool_client_call). */
+static int locate(void *ud, ck_tool_ctx *t, const ck_json *args) {
+  ck_json *a = NULL;
+  const char *text = "{\"precision\":\"city\"}";
+  ck_json_parse(ck_tool_arena(t), text, strlen(text), 0, &a, NULL);
+  assert_int_equal(ck_tool_client_call(t, "", a), CK_EINVAL);
+  assert_int_equal(ck_tool_client_call(t, "get_location", a), CK_OK);
+  return ck_tool_result_text(t, "asked the browser");
+}
+
 static const ck_tool_def triage_tools[] = {
     {"get_weather", "The weather in a city",
      "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]"
      "}",
      get_weather, NULL, false},
     {"get_location", "The user's location (asked in the browser)", NULL, NULL, NULL, true},
+    {"locate", "Finds the user (through the browser)", NULL, locate, NULL, false},
 };
 static const char *const triage_handoffs[] = {"Billing Expert"};
 
 static const ck_agent_def agents[] = {
-    {"Triage", "You route questions.", "test-model", triage_tools, 2, triage_handoffs, 1, 0, NULL,
+    {"Triage", "You route questions.", "test-model", triage_tools, 3, triage_handoffs, 1, 0, NULL,
      NULL, NULL, 0},
     {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL,
      NULL, NULL, 0},
@@ -379,6 +390,49 @@ static void test_client_tool_round_trip(void **state) {
   free(body);
 }
 
+/* A C tool asks for a client tool: the turn ends with a pending client_tool_call item on the
+ * tool's call id, and the browser's output answers that call when the conversation resumes. */
+static void test_tool_requests_client_tool(void **state) {
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"tool_call\":{\"id\":\"call_c\",\"item_id\":\"fc_c\","
+                      "\"name\":\"locate\",\"arguments\":\"{}\"}},{\"finish\":\"tool_calls\"}]}");
+  size_t before = ck_mock_model_requests(fx.mock);
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Find me"));
+  assert_non_null(events);
+  const char *tid = thread_of(events);
+  ck_json *done = hc_find_type(events, "thread.item.done", 2);
+  ck_json *item = ck_json_object_get(done, "item");
+  assert_string_equal(ck_json_object_get_str(item, "type"), "client_tool_call");
+  assert_string_equal(ck_json_object_get_str(item, "status"), "pending");
+  assert_string_equal(ck_json_object_get_str(item, "id"), "fc_c");
+  assert_string_equal(ck_json_object_get_str(item, "call_id"), "call_c");
+  assert_string_equal(ck_json_object_get_str(item, "name"), "get_location");
+  assert_string_equal(ck_json_dumps(fx.a, ck_json_object_get(item, "arguments"), NULL),
+                      "{\"precision\":\"city\"}");
+  /* No second model call in that turn (the title call may follow). */
+  char *second = ck_mock_model_requests(fx.mock) > before + 1
+                     ? ck_mock_model_request_body(fx.mock, before + 1)
+                     : NULL;
+  assert_true(second == NULL || strstr(second, "asked the browser") == NULL);
+  free(second);
+
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Lyon it is.\"},{\"finish\":\"stop\"}]}");
+  before = ck_mock_model_requests(fx.mock);
+  const char *out = ck_arena_printf(fx.a,
+                                    "{\"type\":\"threads.add_client_tool_output\",\"params\":{"
+                                    "\"thread_id\":\"%s\",\"result\":{\"city\":\"Lyon\"}}}",
+                                    tid);
+  events = hc_stream(fx.a, fx.port, out);
+  assert_non_null(events);
+  assert_string_equal(stored_reply(tid), "Lyon it is.");
+  char *body = ck_mock_model_request_body(fx.mock, before);
+  assert_non_null(
+      strstr(body, "{\"type\":\"function_call\",\"call_id\":\"call_c\",\"name\":\"get_location\""));
+  assert_non_null(strstr(body, "\"output\":\"{\\\"city\\\": \\\"Lyon\\\"}\""));
+  assert_null(strstr(body, "asked the browser"));
+  free(body);
+}
+
 static void test_handoff(void **state) {
   ck_mock_model_queue(fx.mock, "{\"steps\":[{\"tool_call\":{\"id\":\"call_h\",\"name\":"
                                "\"transfer_to_billing_expert\",\"arguments\":\"{}\"}},"
@@ -581,6 +635,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_annotation_in_done_item, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_client_tool_round_trip, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_tool_requests_client_tool, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_handoff, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_routing_hook, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_upstream_error_keeps_streamed_text, setup_responses,
