@@ -85,6 +85,20 @@ const ck_ctx *ck_tool_request_ctx(ck_tool_ctx *t);
 /** Streams an event to the client while the tool runs (a progress update, a widget item...):
  * any reference-compatible event JSON. Thread-safe. */
 int ck_tool_emit(ck_tool_ctx *t, const ck_json *event);
+/** Adds `task` (a workflow task: {"type":"custom","title":...}, {"type":"search",...}...) to the
+ * conversation's open workflow, starting a custom workflow when none is open, as the
+ * reference's add_workflow_task (a new custom workflow is shown with its first task). The
+ * workflow stays open after the tool; the next assistant message or reasoning, or the end of
+ * the answer, ends it (summary: its duration). Thread-safe. Returns what ck_stream_push_workflow
+ * returns; a task the protocol rejects stops the answer with an error event. */
+int ck_tool_workflow_task(ck_tool_ctx *t, const ck_json *task);
+
+/** Replaces task `index` of the open workflow (workflow.task.updated). Thread-safe. */
+int ck_tool_workflow_update(ck_tool_ctx *t, const ck_json *task, size_t index);
+
+/** Ends the open workflow now with `summary` (NULL: its duration) and `expanded`. Thread-safe. */
+int ck_tool_workflow_end(ck_tool_ctx *t, const ck_json *summary, bool expanded);
+
 /** Asks the browser to run client tool `name` with `arguments` (a JSON object; NULL: {}) once
  * this tool has answered, as the reference's context.client_tool_call: the turn then ends with
  * a pending client_tool_call item carrying this call's call_id, `name` and `arguments`, and

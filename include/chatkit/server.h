@@ -273,6 +273,24 @@ int ck_stream_push_text_delta(ck_stream *s, const char *item_id, int content_ind
  * is not open is left alone. Thread-safe. */
 int ck_stream_push_message_done(ck_stream *s, const char *item_id);
 
+/** A workflow step for ck_stream_push_workflow: the ck_workflow_* function of the same name. */
+typedef enum ck_workflow_op {
+  CK_WORKFLOW_START = 1,
+  CK_WORKFLOW_ADD_TASK = 2,
+  CK_WORKFLOW_UPDATE_TASK = 3,
+  CK_WORKFLOW_END = 4
+} ck_workflow_op;
+
+/** The workflow helpers (ck_workflow_start and the rest) for asynchronous producers: queues the
+ * step, which the pipeline runs in order with the pushed events. `value` is the workflow type
+ * as a JSON string ("custom" or "reasoning") for START, the task for ADD_TASK and
+ * UPDATE_TASK, and the summary for END (NULL: the duration); `index` is UPDATE_TASK's task and
+ * `expanded` END's flag. A step that fails when run (an invalid task, no workflow to update)
+ * stops the producer like a failed event. Thread-safe. Returns CK_OK, CK_EINVAL (bad op, or
+ * no value where one is needed), CK_ECANCELLED or CK_ENOMEM. */
+int ck_stream_push_workflow(ck_stream *s, ck_workflow_op op, const ck_json *value, size_t index,
+                            bool expanded);
+
 /** Holds back the notify callback for the pushes that follow, until ck_stream_push_flush, or
  * ck_stream_push_end / ck_stream_push_fail, which end the hold. A producer with several events
  * ready at once (the first events of a message, a model read that carried several deltas)

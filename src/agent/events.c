@@ -43,6 +43,13 @@ static ck_json *workflow_item(ck__run *r, ck_arena *a, bool with_summary) {
 }
 
 /* A reasoning workflow ends when visible output starts (the reference's end_workflow). */
+void ck__run_end_tool_workflow(ck__run *r) {
+  if (!atomic_exchange(&r->tool_workflow, false))
+    return;
+  if (ck_stream_push_workflow(r->s, CK_WORKFLOW_END, NULL, 0, false) == CK_ECANCELLED)
+    atomic_store(&r->cancelled, true);
+}
+
 void ck__run_close_workflow(ck__run *r) {
   if (!r->wf_open)
     return;
@@ -55,6 +62,7 @@ void ck__run_close_workflow(ck__run *r) {
 static void on_reasoning(ck__run *r, const char *text, size_t len) {
   ck_arena *a = r->scratch;
   if (!r->wf_open) {
+    ck__run_end_tool_workflow(r); /* the model's reasoning gets a workflow of its own */
     r->wf_open = true;
     r->thought_started = false;
     ck_buf_reset(&r->thought);
@@ -79,7 +87,9 @@ static void on_reasoning(ck__run *r, const char *text, size_t len) {
 }
 
 static void open_message(ck__run *r, const char *item_id) {
+  /* A visible item closes the open workflow (protocol.md §9.2), the tools' one included. */
   ck__run_close_workflow(r);
+  ck__run_end_tool_workflow(r);
   ck_arena *a = r->scratch;
   r->msg_open = true;
   r->msg_id = item_id ? ck_arena_strdup(r->arena, item_id)

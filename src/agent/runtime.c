@@ -251,6 +251,7 @@ static void start_title(ck__run *r) {
 static void end_of_answer(ck__run *r) {
   ck__run_close_message(r);
   ck__run_close_workflow(r);
+  ck__run_end_tool_workflow(r);
   if (r->want_title && !atomic_load(&r->cancelled))
     start_title(r);
   else
@@ -276,6 +277,20 @@ static int answer(ck_tool_ctx *t, const char *text, size_t len) {
     return CK_ESTATE;
   t->answer = strndup(text, len);
   return t->answer ? CK_OK : CK_ENOMEM;
+}
+
+int ck_tool_workflow_task(ck_tool_ctx *t, const ck_json *task) {
+  atomic_store(&t->r->tool_workflow, true);
+  return ck_stream_push_workflow(t->r->s, CK_WORKFLOW_ADD_TASK, task, 0, false);
+}
+
+int ck_tool_workflow_update(ck_tool_ctx *t, const ck_json *task, size_t index) {
+  atomic_store(&t->r->tool_workflow, true);
+  return ck_stream_push_workflow(t->r->s, CK_WORKFLOW_UPDATE_TASK, task, index, false);
+}
+
+int ck_tool_workflow_end(ck_tool_ctx *t, const ck_json *summary, bool expanded) {
+  return ck_stream_push_workflow(t->r->s, CK_WORKFLOW_END, summary, 0, expanded);
 }
 
 int ck_tool_client_call(ck_tool_ctx *t, const char *name, const ck_json *arguments) {
@@ -652,6 +667,7 @@ static int agents_respond(void *ud, ck_stream *s, const ck_json *user_message) {
   atomic_init(&r->refs, 1);
   atomic_init(&r->cancelled, false);
   atomic_init(&r->tools_left, 0);
+  atomic_init(&r->tool_workflow, false);
   r->ag = ag;
   r->s = s;
   r->agent = ag->default_agent;

@@ -43,7 +43,8 @@ typedef struct ck__run {
   /* The assistant message being streamed. */
   bool msg_open;
   const char *msg_id, *msg_created;
-  ck_json *msg_annotations; /* kept for their count: annotation_added's index */
+  ck_json *msg_annotations;  /* kept for their count: annotation_added's index */
+  atomic_bool tool_workflow; /* a tool opened or changed a workflow (ck_tool_workflow_task) */
   /* The reasoning workflow being streamed. */
   bool wf_open, thought_started;
   const char *wf_id, *wf_created;
@@ -76,6 +77,9 @@ void ck__run_close_message(ck__run *r);
 
 /** Ends the reasoning workflow being streamed, if any. */
 void ck__run_close_workflow(ck__run *r);
+
+/** Ends the workflow the run's tools opened (ck_tool_workflow_task), if they did. */
+void ck__run_end_tool_workflow(ck__run *r);
 
 /* Sets member `k` of object `o` to `v`; returns `o`, or NULL if any is NULL or out of memory,
  * so builders can chain without checking each step. */

@@ -5,6 +5,7 @@
 #include <chatkit/error.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -177,6 +178,56 @@ int ck_stream_push_message_done(ck_stream *s, const char *item_id) {
   return enqueue(s, q);
 }
 
+int ck_stream_push_workflow(ck_stream *s, ck_workflow_op op, const ck_json *value, size_t index,
+                            bool expanded) {
+  if (op < CK_WORKFLOW_START || op > CK_WORKFLOW_END || (op != CK_WORKFLOW_END && value == NULL))
+    return CK_EINVAL;
+  ck_buf b;
+  ck_buf_init(&b, 0);
+  int rc = value ? ck_json_write(&b, value) : CK_OK;
+  ck__queued *q = rc == CK_OK ? calloc(1, sizeof(*q) + b.len + 1) : NULL;
+  if (q == NULL) {
+    ck_buf_free(&b);
+    return rc == CK_OK ? CK_ENOMEM : rc;
+  }
+  q->wf_op = (int)op;
+  q->len = b.len;
+  q->content_index = (int)(index > INT_MAX ? INT_MAX : index);
+  q->rc = expanded;
+  if (b.len)
+    memcpy(q->json, b.data, b.len);
+  ck_buf_free(&b);
+  return enqueue(s, q);
+}
+
+/* Runs a queued workflow step on the pipeline's thread. The value is parsed into an arena of
+ * its own: the steps emit events, and every emit empties the scratch arena. */
+static int run_workflow_op(ck_stream *s, const ck__queued *q) {
+  ck_arena *a = ck_arena_new(q->len * 2 + 512);
+  ck_json *v = NULL;
+  int rc = a ? CK_OK : CK_ENOMEM;
+  if (rc == CK_OK && q->len > 0)
+    rc = ck_json_parse(a, q->json, q->len, 0, &v, NULL);
+  if (rc == CK_OK) {
+    switch ((ck_workflow_op)q->wf_op) {
+    case CK_WORKFLOW_START:
+      rc = ck_json_is_string(v) ? ck_workflow_start(s, ck_json_str_value(v)) : CK_EINVAL;
+      break;
+    case CK_WORKFLOW_ADD_TASK:
+      rc = ck_workflow_add_task(s, v);
+      break;
+    case CK_WORKFLOW_UPDATE_TASK:
+      rc = ck_workflow_update_task(s, v, (size_t)q->content_index);
+      break;
+    case CK_WORKFLOW_END:
+      rc = ck_workflow_end(s, v, q->rc != 0);
+      break;
+    }
+  }
+  ck_arena_free(a);
+  return rc;
+}
+
 int ck_stream_push(ck_stream *s, const ck_json *event) {
   return push_json(s, event, false);
 }
@@ -313,6 +364,9 @@ int ck_stream_drain(ck_stream *s) {
     } else if (q->message_done) {
       rc = ck__pending_message_done(s, q->json);
       ev = NULL; /* emitted already */
+    } else if (q->wf_op != 0) {
+      rc = run_workflow_op(s, q);
+      ev = NULL;
     } else {
       rc = ck_json_parse(s->scratch, q->json, q->len, 0, &ev, NULL);
     }

@@ -75,6 +75,7 @@ typedef struct ck__queued {
    * followed by the delta text (`len` bytes). */
   bool delta;
   bool message_done; /* ck_stream_push_message_done: `json` is the item id */
+  int wf_op;         /* ck_stream_push_workflow: the ck_workflow_op; `json` its value or "" */
   int content_index;
   size_t id_len;
   size_t len;

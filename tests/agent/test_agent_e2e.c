@@ -65,6 +65,22 @@ static int locate(void *ud, ck_tool_ctx *t, const ck_json *args) {
   return ck_tool_result_text(t, "asked the browser");
 }
 
+/* A C tool that shows its steps as a workflow (ck_tool_workflow_task/update). */
+static int research(void *ud, ck_tool_ctx *t, const ck_json *args) {
+  ck_arena *a = ck_tool_arena(t);
+  const char *texts[] = {"{\"type\":\"custom\",\"title\":\"Searching\"}",
+                         "{\"type\":\"custom\",\"title\":\"Reading\"}",
+                         "{\"type\":\"custom\",\"title\":\"Searched\",\"status_indicator\":"
+                         "\"complete\"}"};
+  ck_json *task[3];
+  for (int i = 0; i < 3; i++)
+    ck_json_parse(a, texts[i], strlen(texts[i]), 0, &task[i], NULL);
+  if (ck_tool_workflow_task(t, task[0]) != CK_OK || ck_tool_workflow_task(t, task[1]) != CK_OK ||
+      ck_tool_workflow_update(t, task[2], 0) != CK_OK)
+    return ck_tool_error(t, "workflow");
+  return ck_tool_result_text(t, "found 3 pages");
+}
+
 static const ck_tool_def triage_tools[] = {
     {"get_weather", "The weather in a city",
      "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]"
@@ -72,11 +88,12 @@ static const ck_tool_def triage_tools[] = {
      get_weather, NULL, false},
     {"get_location", "The user's location (asked in the browser)", NULL, NULL, NULL, true},
     {"locate", "Finds the user (through the browser)", NULL, locate, NULL, false},
+    {"research", "Looks things up", NULL, research, NULL, false},
 };
 static const char *const triage_handoffs[] = {"Billing Expert"};
 
 static const ck_agent_def agents[] = {
-    {"Triage", "You route questions.", "test-model", triage_tools, 3, triage_handoffs, 1, 0, NULL,
+    {"Triage", "You route questions.", "test-model", triage_tools, 4, triage_handoffs, 1, 0, NULL,
      NULL, NULL, 0},
     {"Billing Expert", "You answer billing questions.", "test-model", NULL, 0, NULL, 0, 0, NULL,
      NULL, NULL, 0},
@@ -433,6 +450,46 @@ static void test_tool_requests_client_tool(void **state) {
   free(body);
 }
 
+/* A tool's workflow: announced with its first task, updated while the tool runs, and ended
+ * (with its duration) when the model's answer starts; it is stored with the thread. */
+static void test_tool_workflow(void **state) {
+  ck_mock_model_queue(fx.mock,
+                      "{\"steps\":[{\"tool_call\":{\"id\":\"call_r\",\"item_id\":\"fc_r\","
+                      "\"name\":\"research\",\"arguments\":\"{}\"}},{\"finish\":\"tool_calls\"}]}");
+  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Three pages.\"},{\"finish\":\"stop\"}]}");
+  ck_json *events = hc_stream(fx.a, fx.port, create_body("Look it up"));
+  assert_non_null(events);
+  char types[4096];
+  hc_event_types(events, types, sizeof(types));
+  const char *want = "thread.item.added workflow.task.added workflow.task.updated thread.item.done "
+                     "thread.item.added assistant_message.content_part.added";
+  if (strstr(types, want) == NULL)
+    fprintf(stderr, "events: %s\n", types);
+  assert_non_null(strstr(types, want));
+  ck_json *added = hc_find_type(events, "thread.item.added", 0);
+  const ck_json *wf = ck_json_object_get(ck_json_object_get(added, "item"), "workflow");
+  assert_string_equal(ck_json_object_get_str(wf, "type"), "custom");
+  assert_int_equal(ck_json_array_size(ck_json_object_get(wf, "tasks")), 1);
+  ck_json *done = hc_find_type(events, "thread.item.done", 2);
+  const ck_json *item = ck_json_object_get(done, "item");
+  assert_string_equal(ck_json_object_get_str(item, "type"), "workflow");
+  wf = ck_json_object_get(item, "workflow");
+  const ck_json *tasks = ck_json_object_get(wf, "tasks");
+  assert_int_equal(ck_json_array_size(tasks), 2);
+  assert_string_equal(ck_json_object_get_str(ck_json_array_get(tasks, 0), "title"), "Searched");
+  assert_string_equal(ck_json_object_get_str(ck_json_array_get(tasks, 1), "title"), "Reading");
+  assert_non_null(ck_json_object_get(ck_json_object_get(wf, "summary"), "duration"));
+  assert_false(ck_json_bool_value(ck_json_object_get(wf, "expanded")));
+  const char *tid = thread_of(events);
+  assert_string_equal(stored_reply(tid), "Three pages.");
+  hc_response r;
+  const char *body =
+      ck_arena_printf(fx.a, "{\"type\":\"items.list\",\"params\":{\"thread_id\":\"%s\"}}", tid);
+  assert_int_equal(hc_chatkit(fx.port, body, &r), 0);
+  assert_non_null(memmem(r.body, r.body_len, "\"type\":\"workflow\"", 17));
+  hc_response_free(&r);
+}
+
 static void test_handoff(void **state) {
   ck_mock_model_queue(fx.mock, "{\"steps\":[{\"tool_call\":{\"id\":\"call_h\",\"name\":"
                                "\"transfer_to_billing_expert\",\"arguments\":\"{}\"}},"
@@ -636,6 +693,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_client_tool_round_trip, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_tool_requests_client_tool, setup_responses, teardown),
+      cmocka_unit_test_setup_teardown(test_tool_workflow, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_handoff, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_routing_hook, setup_responses, teardown),
       cmocka_unit_test_setup_teardown(test_upstream_error_keeps_streamed_text, setup_responses,

@@ -558,6 +558,43 @@ static void test_push_message_done(void **state) {
   free_scenario(sc);
 }
 
+/* ck_stream_push_workflow: steps run in queue order on the pipeline's thread; bad arguments
+ * are refused at once, and ending with no workflow open sends nothing. */
+static void test_push_workflow(void **state) {
+  scenario *sc = new_scenario(M_ASYNC);
+  hx *h = setup(sc);
+  ck_arena *a = ck_arena_new(1024);
+  ck_stream *s = NULL;
+  assert_int_equal(hx_open_stream(h, NULL, CREATE, &s), CK_OK);
+  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  size_t before = h->nframes;
+  assert_int_equal(ck_stream_push_workflow(s, (ck_workflow_op)0, NULL, 0, false), CK_EINVAL);
+  assert_int_equal(ck_stream_push_workflow(s, CK_WORKFLOW_ADD_TASK, NULL, 0, false), CK_EINVAL);
+  assert_int_equal(ck_stream_push_workflow(s, CK_WORKFLOW_END, NULL, 0, false), CK_OK);
+  assert_int_equal(ck_stream_drain(s), CK_PENDING);
+  assert_int_equal(h->nframes, before);
+  ck_json *task = NULL;
+  const char *t = "{\"type\":\"custom\",\"title\":\"Step\"}";
+  assert_int_equal(ck_json_parse(a, t, strlen(t), 0, &task, NULL), CK_OK);
+  assert_int_equal(ck_stream_push_workflow(s, CK_WORKFLOW_ADD_TASK, task, 0, false), CK_OK);
+  ck_json *sum = NULL;
+  const char *st = "{\"title\":\"Done\"}";
+  assert_int_equal(ck_json_parse(a, st, strlen(st), 0, &sum, NULL), CK_OK);
+  assert_int_equal(ck_stream_push_workflow(s, CK_WORKFLOW_END, sum, 0, true), CK_OK);
+  assert_int_equal(ck_stream_push_end(s), CK_OK);
+  assert_int_equal(ck_stream_drain(s), CK_OK);
+  assert_int_equal(h->nframes, before + 2);
+  assert_non_null(strstr(h->frames[before], "\"type\":\"thread.item.added\""));
+  assert_non_null(strstr(h->frames[before], "\"title\":\"Step\""));
+  assert_non_null(strstr(h->frames[before + 1], "\"type\":\"thread.item.done\""));
+  assert_non_null(
+      strstr(h->frames[before + 1], "\"summary\":{\"title\":\"Done\"},\"expanded\":true"));
+  ck_stream_free(s);
+  ck_arena_free(a);
+  teardown(h);
+  free_scenario(sc);
+}
+
 /* The default ids: prefix, '_' and 8 lowercase hex digits, drawn from a buffer of random bytes
  * that is refilled every 64 ids. Across 1,000 ids (many refills) no id repeats its neighbour
  * or the id one buffer earlier, which a position that does not advance or a buffer that is not
@@ -715,6 +752,7 @@ int main(void) {
       cmocka_unit_test(test_push_hold),
       cmocka_unit_test(test_default_ids),
       cmocka_unit_test(test_push_message_done),
+      cmocka_unit_test(test_push_workflow),
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_default_action_handler),
       cmocka_unit_test(test_user_isolation),
