@@ -374,6 +374,26 @@ static void test_tool_round_trip(void **state) {
   free(body);
 }
 
+/* Sends the browser's `result` for the pending client tool call of thread `tid`, the model
+ * answering `reply` (which must then be stored); returns the model's request for that answer
+ * (the caller frees it). */
+static char *send_client_output(const char *tid, const char *result, const char *reply) {
+  ck_mock_model_queue(fx.mock, ck_arena_printf(fx.a,
+                                               "{\"steps\":[{\"text\":\"%s\"},"
+                                               "{\"finish\":\"stop\"}]}",
+                                               reply));
+  size_t before = ck_mock_model_requests(fx.mock);
+  const char *out = ck_arena_printf(fx.a,
+                                    "{\"type\":\"threads.add_client_tool_output\",\"params\":{"
+                                    "\"thread_id\":\"%s\",\"result\":%s}}",
+                                    tid, result);
+  assert_non_null(hc_stream(fx.a, fx.port, out));
+  assert_string_equal(stored_reply(tid), reply);
+  char *body = ck_mock_model_request_body(fx.mock, before);
+  assert_non_null(body);
+  return body;
+}
+
 static void test_client_tool_round_trip(void **state) {
   ck_mock_model_queue(
       fx.mock, "{\"steps\":[{\"tool_call\":{\"id\":\"call_loc\",\"item_id\":\"fc_loc\","
@@ -391,18 +411,8 @@ static void test_client_tool_round_trip(void **state) {
   assert_string_equal(ck_json_object_get_str(item, "call_id"), "call_loc");
   assert_string_equal(ck_json_object_get_str(item, "id"), "fc_loc");
 
-  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"You are in Paris.\"},"
-                               "{\"finish\":\"stop\"}]}");
-  size_t before = ck_mock_model_requests(fx.mock);
-  const char *out = ck_arena_printf(fx.a,
-                                    "{\"type\":\"threads.add_client_tool_output\",\"params\":{"
-                                    "\"thread_id\":\"%s\",\"result\":{\"city\":\"Paris\"}}}",
-                                    tid);
-  events = hc_stream(fx.a, fx.port, out);
-  assert_non_null(events);
-  assert_string_equal(stored_reply(tid), "You are in Paris.");
+  char *body = send_client_output(tid, "{\"city\":\"Paris\"}", "You are in Paris.");
   /* The output reached the model as json.dumps text. */
-  char *body = ck_mock_model_request_body(fx.mock, before);
   assert_non_null(strstr(body, "\"output\":\"{\\\"city\\\": \\\"Paris\\\"}\""));
   free(body);
 }
@@ -433,16 +443,7 @@ static void test_tool_requests_client_tool(void **state) {
   assert_true(second == NULL || strstr(second, "asked the browser") == NULL);
   free(second);
 
-  ck_mock_model_queue(fx.mock, "{\"steps\":[{\"text\":\"Lyon it is.\"},{\"finish\":\"stop\"}]}");
-  before = ck_mock_model_requests(fx.mock);
-  const char *out = ck_arena_printf(fx.a,
-                                    "{\"type\":\"threads.add_client_tool_output\",\"params\":{"
-                                    "\"thread_id\":\"%s\",\"result\":{\"city\":\"Lyon\"}}}",
-                                    tid);
-  events = hc_stream(fx.a, fx.port, out);
-  assert_non_null(events);
-  assert_string_equal(stored_reply(tid), "Lyon it is.");
-  char *body = ck_mock_model_request_body(fx.mock, before);
+  char *body = send_client_output(tid, "{\"city\":\"Lyon\"}", "Lyon it is.");
   assert_non_null(
       strstr(body, "{\"type\":\"function_call\",\"call_id\":\"call_c\",\"name\":\"get_location\""));
   assert_non_null(strstr(body, "\"output\":\"{\\\"city\\\": \\\"Lyon\\\"}\""));
