@@ -688,17 +688,25 @@ static int build_request(run *r) {
   return 0;
 }
 
-static int run_rate(const opts *o) {
-  run r;
-  memset(&r, 0, sizeof(r));
-  r.o = o;
-  r.ep = epoll_create1(EPOLL_CLOEXEC);
-  r.nconns = o->conns;
-  r.c = calloc((size_t)r.nconns, sizeof(conn));
-  if (r.ep < 0 || r.c == NULL || build_request(&r) != 0) {
+/* A run of `nconns` connections: the epoll set, the connection slots and the request text.
+ * Returns 0, or 1 after a message. */
+static int run_setup(run *r, const opts *o, int nconns) {
+  memset(r, 0, sizeof(*r));
+  r->o = o;
+  r->ep = epoll_create1(EPOLL_CLOEXEC);
+  r->nconns = nconns;
+  r->c = calloc((size_t)nconns, sizeof(conn));
+  if (r->ep < 0 || r->c == NULL || build_request(r) != 0) {
     fprintf(stderr, "bench_loadgen: out of resources\n");
     return 1;
   }
+  return 0;
+}
+
+static int run_rate(const opts *o) {
+  run r;
+  if (run_setup(&r, o, o->conns) != 0)
+    return 1;
   uint64_t t0 = now_ns();
   r.t_window = t0 + (uint64_t)(o->warmup * 1e9);
   r.t_end = r.t_window + (uint64_t)(o->duration * 1e9);
@@ -742,15 +750,8 @@ static bool all_first_event(run *r) {
 
 static int run_ttfb(const opts *o) {
   run r;
-  memset(&r, 0, sizeof(r));
-  r.o = o;
-  r.ep = epoll_create1(EPOLL_CLOEXEC);
-  r.nconns = o->streams;
-  r.c = calloc((size_t)r.nconns, sizeof(conn));
-  if (r.ep < 0 || r.c == NULL || build_request(&r) != 0) {
-    fprintf(stderr, "bench_loadgen: out of resources\n");
+  if (run_setup(&r, o, o->streams) != 0)
     return 1;
-  }
   r.measuring = true;
   uint64_t t0 = now_ns();
   r.t_window = t0;
@@ -811,15 +812,8 @@ static bool all_done(run *r) {
 
 static int run_agents(const opts *o) {
   run r;
-  memset(&r, 0, sizeof(r));
-  r.o = o;
-  r.ep = epoll_create1(EPOLL_CLOEXEC);
-  r.nconns = o->streams;
-  r.c = calloc((size_t)r.nconns, sizeof(conn));
-  if (r.ep < 0 || r.c == NULL || build_request(&r) != 0) {
-    fprintf(stderr, "bench_loadgen: out of resources\n");
+  if (run_setup(&r, o, o->streams) != 0)
     return 1;
-  }
   r.measuring = true;
   uint64_t t0 = now_ns();
   r.t_window = t0;
