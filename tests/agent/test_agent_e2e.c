@@ -68,10 +68,10 @@ static int locate(void *ud, ck_tool_ctx *t, const ck_json *args) {
 /* A C tool that shows its steps as a workflow (ck_tool_workflow_task/update). */
 static int research(void *ud, ck_tool_ctx *t, const ck_json *args) {
   ck_arena *a = ck_tool_arena(t);
+  static const char done[] = "{\"type\":\"custom\",\"title\":\"Searched\","
+                             "\"status_indicator\":\"complete\"}";
   const char *texts[] = {"{\"type\":\"custom\",\"title\":\"Searching\"}",
-                         "{\"type\":\"custom\",\"title\":\"Reading\"}",
-                         "{\"type\":\"custom\",\"title\":\"Searched\",\"status_indicator\":"
-                         "\"complete\"}"};
+                         "{\"type\":\"custom\",\"title\":\"Reading\"}", done};
   ck_json *task[3];
   for (int i = 0; i < 3; i++)
     ck_json_parse(a, texts[i], strlen(texts[i]), 0, &task[i], NULL);
