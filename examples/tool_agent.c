@@ -8,8 +8,9 @@
  *   roll_dice        {sides, count} -> {"rolls": [...], "total": N}: the simplest tool, a JSON
  *                    answer for the model.
  *   roll_statistics  {sides, count, trials} -> a summary for the model; on the way it streams
- *                    a progress line and shows the user a widget (a card of the most common
- *                    totals), which is how a tool talks to the user directly.
+ *                    a progress line, shows its step as a workflow task and shows the user a
+ *                    widget (a card of the most common totals), which is how a tool talks to
+ *                    the user directly.
  *
  * The model comes from the same environment variables as chatkit-server's:
  *
@@ -118,11 +119,18 @@ static int roll_statistics(void *ud, ck_tool_ctx *t, const ck_json *args) {
     return ck_tool_error(t, why);
   const char *dice = ck_arena_printf(a, "%lldd%lld", (long long)count, (long long)sides);
 
-  int rc = ck_tool_emit(
-      t, ck_event_progress(a, "chart",
-                           ck_arena_printf(a, "Rolling %s %lld times", dice, (long long)trials)));
+  const char *what = ck_arena_printf(a, "Rolling %s %lld times", dice, (long long)trials);
+  int rc = ck_tool_emit(t, ck_event_progress(a, "chart", what));
   if (rc != CK_OK)
     return rc; /* CK_ECANCELLED: the user stopped the response; nobody is listening */
+  /* The same step as a workflow the user can open afterwards: a task shown as loading, marked
+   * complete once the rolls are in. The widget shown next ends the workflow. */
+  ck_json *task = ck_json_object(a);
+  ck_json_object_set(task, "type", ck_json_str(a, "custom"));
+  ck_json_object_set(task, "title", ck_json_str(a, what));
+  ck_json_object_set(task, "status_indicator", ck_json_str(a, "loading"));
+  if ((rc = ck_tool_workflow_task(t, task)) != CK_OK)
+    return rc;
 
   /* hits[k] counts the trials whose total was k (count <= k <= count * sides). */
   size_t ntotals = (size_t)(count * sides) + 1;
@@ -138,6 +146,9 @@ static int roll_statistics(void *ud, ck_tool_ctx *t, const ck_json *args) {
     sum += (double)total;
   }
   double mean = round(sum / (double)trials * 100.0) / 100.0;
+  ck_json_object_set(task, "status_indicator", ck_json_str(a, "complete"));
+  if ((rc = ck_tool_workflow_update(t, task, 0)) != CK_OK)
+    return rc;
 
   /* The card: a title, then the five most common totals with their share as a badge. Widgets
    * are plain JSON; building them from a text template is fine when, as here, only numbers are

@@ -88,8 +88,9 @@ int ck_tool_emit(ck_tool_ctx *t, const ck_json *event);
 /** Adds `task` (a workflow task: {"type":"custom","title":...}, {"type":"search",...}...) to the
  * conversation's open workflow, starting a custom workflow when none is open, as the
  * reference's add_workflow_task (a new custom workflow is shown with its first task). The
- * workflow stays open after the tool; the next assistant message or reasoning, or the end of
- * the answer, ends it (summary: its duration). Thread-safe. Returns what ck_stream_push_workflow
+ * workflow stays open after the tool; another visible item a tool shows (ck_tool_widget, or an
+ * item through ck_tool_emit), the next assistant message or reasoning, or the end of the
+ * answer ends it (summary: its duration). Thread-safe. Returns what ck_stream_push_workflow
  * returns; a task the protocol rejects stops the answer with an error event. */
 int ck_tool_workflow_task(ck_tool_ctx *t, const ck_json *task);
 

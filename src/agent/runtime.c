@@ -338,7 +338,22 @@ const ck_ctx *ck_tool_request_ctx(ck_tool_ctx *t) {
   return ck_stream_ctx(t->r->s);
 }
 
+/* protocol.md §9.2: an item a tool shows (added or done), other than a client tool call or
+ * hidden context, first ends the workflow the tools have open. */
+static void end_workflow_before(ck_tool_ctx *t, const ck_json *event) {
+  const char *type = ck_json_object_get_str(event, "type");
+  const char *item = ck_json_object_get_str(ck_json_object_get(event, "item"), "type");
+  if (type == NULL || item == NULL ||
+      (strcmp(type, "thread.item.added") != 0 && strcmp(type, "thread.item.done") != 0))
+    return;
+  if (strcmp(item, "workflow") == 0 || strcmp(item, "client_tool_call") == 0 ||
+      strcmp(item, "hidden_context_item") == 0)
+    return;
+  ck__run_end_tool_workflow(t->r);
+}
+
 int ck_tool_emit(ck_tool_ctx *t, const ck_json *event) {
+  end_workflow_before(t, event);
   return ck_stream_push(t->r->s, event);
 }
 
@@ -354,7 +369,7 @@ int ck_tool_widget(ck_tool_ctx *t, const ck_json *widget, const char *copy_text)
   if (copy_text != NULL)
     set(item, "copy_text", ck_json_str(a, copy_text));
   ck_json *ev = ck_event_item(a, "thread.item.done", item);
-  return ev ? ck_stream_push(t->r->s, ev) : CK_ENOMEM;
+  return ev ? ck_tool_emit(t, ev) : CK_ENOMEM;
 }
 
 static void tools_finished(void *ud);

@@ -314,6 +314,18 @@ static void test_tool_agent(void **state) {
   ck_json *progress = hc_find_type(events, "progress_update", 0);
   assert_non_null(progress);
   assert_string_equal(ck_json_object_get_str(progress, "text"), "Rolling 2d6 2000 times");
+  /* The step as a workflow: added with its task loading, updated to complete, and ended by the
+   * widget that follows (protocol.md §9.2: a visible item closes the open workflow). */
+  char types[4096];
+  hc_event_types(events, types, sizeof(types));
+  assert_non_null(strstr(types, "progress_update thread.item.added workflow.task.updated "
+                                "thread.item.done thread.item.done"));
+  ck_json *wf_done = done_item(events, "workflow");
+  assert_non_null(wf_done);
+  const ck_json *wf = ck_json_object_get(wf_done, "workflow");
+  const ck_json *task = ck_json_array_get(ck_json_object_get(wf, "tasks"), 0);
+  assert_string_equal(ck_json_object_get_str(task, "title"), "Rolling 2d6 2000 times");
+  assert_string_equal(ck_json_object_get_str(task, "status_indicator"), "complete");
   ck_json *widget_item = done_item(events, "widget");
   assert_non_null(widget_item);
   const ck_json *card = ck_json_object_get(widget_item, "widget");
