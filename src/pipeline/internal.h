@@ -75,7 +75,8 @@ typedef struct ck__queued {
    * followed by the delta text (`len` bytes). */
   bool delta;
   bool message_done; /* ck_stream_push_message_done: `json` is the item id */
-  int wf_op;         /* ck_stream_push_workflow: the ck_workflow_op; `json` its value or "" */
+  int wf_op; /* ck_stream_push_workflow: the ck_workflow_op; `json` its value or "", the task
+              * index in `content_index`, END's `expanded` in `rc` */
   int content_index;
   size_t id_len;
   size_t len;

@@ -503,6 +503,14 @@ static void test_push_hold(void **state) {
   free_scenario(sc);
 }
 
+/* A threads.create stream whose handler (M_ASYNC) returned CK_PENDING: the test pushes. */
+static ck_stream *start_async(hx *h) {
+  ck_stream *s = NULL;
+  assert_int_equal(hx_open_stream(h, NULL, CREATE, &s), CK_OK);
+  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  return s;
+}
+
 /* ck_stream_push_message_done: the pipeline ends a streamed message from its own record of it,
  * the text with content_part.done and text and annotations with the done item (sent and
  * stored); a second call, for a message no longer open, does nothing. */
@@ -510,9 +518,7 @@ static void test_push_message_done(void **state) {
   scenario *sc = new_scenario(M_ASYNC);
   hx *h = setup(sc);
   ck_arena *a = ck_arena_new(2048);
-  ck_stream *s = NULL;
-  assert_int_equal(hx_open_stream(h, NULL, CREATE, &s), CK_OK);
-  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  ck_stream *s = start_async(h);
   ck_json *item = ck_item_assistant_message(a, "msg_0002", "thr_0001", "2025-01-01T00:00:02", NULL);
   assert_int_equal(ck_stream_push_canonical(s, ck_event_item(a, "thread.item.added", item)), CK_OK);
   ck_json *part = ck_assistant_content(a, "", 0);
@@ -564,9 +570,7 @@ static void test_push_workflow(void **state) {
   scenario *sc = new_scenario(M_ASYNC);
   hx *h = setup(sc);
   ck_arena *a = ck_arena_new(1024);
-  ck_stream *s = NULL;
-  assert_int_equal(hx_open_stream(h, NULL, CREATE, &s), CK_OK);
-  assert_int_equal(ck_stream_run(s, hx_sink(h)), CK_PENDING);
+  ck_stream *s = start_async(h);
   size_t before = h->nframes;
   assert_int_equal(ck_stream_push_workflow(s, (ck_workflow_op)0, NULL, 0, false), CK_EINVAL);
   assert_int_equal(ck_stream_push_workflow(s, CK_WORKFLOW_ADD_TASK, NULL, 0, false), CK_EINVAL);
